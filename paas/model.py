@@ -1,0 +1,113 @@
+"""Typed domain objects: apps, images, releases, formations and replicas.
+
+Plain frozen dataclasses with no behaviour beyond validation and naming, shared by
+every layer above.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from paas.errors import InvalidInput
+
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$|^[a-z]$")
+CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEPLOY_BRANCHES = (b"refs/heads/master", b"refs/heads/main")
+WEB = "web"
+CONTAINER_PORT = 5000
+
+
+def validate_app_name(name: str) -> str:
+    """Return ``name`` if it is a valid app name, else raise ``InvalidInput`` saying why."""
+    if not isinstance(name, str) or not APP_NAME_RE.match(name):
+        shown = name if isinstance(name, str) and len(name) <= 40 else f"{str(name)[:40]}..."
+        raise InvalidInput(
+            f"Invalid app name {shown!r}: use 1-30 lowercase letters, digits and dashes, "
+            "starting with a letter and not ending with a dash (for example 'hello-world')."
+        )
+    return name
+
+
+def validate_config_key(key: str) -> str:
+    if not CONFIG_KEY_RE.match(key):
+        raise InvalidInput(
+            f"Invalid config key {key!r}: use letters, digits and '_', not starting with a digit."
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Image:
+    """What a build produced: layer digests from the bottom (stack) to the top (app)."""
+
+    id: str
+    layers: tuple[str, ...]
+    process_types: Mapping[str, str] = field(default_factory=dict)  # buildpack defaults
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str = "/app"
+
+
+@dataclass(frozen=True)
+class Release:
+    app: str
+    version: int
+    image_id: str
+    config: Mapping[str, str]
+    processes: Mapping[str, str]  # process type -> command (Procfile over buildpack defaults)
+    git_rev: str
+    description: str
+    created_at: float
+    created_by: str
+
+    @property
+    def name(self) -> str:
+        return f"v{self.version}"
+
+
+class ReplicaState(str, Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ReplicaKey:
+    """Which slot a replica fills: ``web.1`` of app ``hello``."""
+
+    app: str
+    process_type: str
+    index: int
+
+    @property
+    def dyno(self) -> str:
+        return f"{self.process_type}.{self.index}"
+
+
+@dataclass(frozen=True)
+class DesiredReplica:
+    key: ReplicaKey
+    release: int
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A replica as observed: one container of ours, whatever its state."""
+
+    container_id: str
+    key: ReplicaKey
+    release: int
+    state: ReplicaState
+    address: str | None
+    started_at: float | None
+    exit_code: int | None = None
+    reason: str | None = None

@@ -1,0 +1,1 @@
+"""Containers: OCI bundles over overlay layers, runc, supervision, cgroup limits and logs."""

@@ -1,0 +1,215 @@
+"""Platform settings: read once from ``PAAS_*`` environment variables, with working defaults.
+
+``Settings`` also owns the layout of the platform root (where repos, layers, containers,
+the router's and sshd's files live), so that every module derives paths the same way and
+two platforms with different roots never share a file, a bridge, a netns or a cgroup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paas.errors import InvalidInput
+
+_SIZE_RE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """``"512m"`` -> bytes. Accepts k, m, g suffixes (powers of 1024)."""
+    match = _SIZE_RE.match(text.strip())
+    if not match:
+        raise InvalidInput(f"Invalid size {text!r}: use a number with k, m or g, e.g. 512m.")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """cgroup limits of one container."""
+
+    memory_bytes: int
+    cpu: float  # in CPUs: 0.5 = half a core
+    pids: int
+
+
+def _port(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key, str(default))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise InvalidInput(f"{key}={raw!r} is not a TCP port (1-65535).")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = Path("/var/lib/paas")
+    domain: str = "paas.test"
+    http_port: int = 80
+    api_port: int = 8000
+    ssh_port: int = 2222
+    bind: str = "0.0.0.0"
+    redis_url: str | None = None  # None: the platform runs its own redis-server
+    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("198.18.0.0/24")
+    ssh_user: str = "paas"
+    stack: str = "bookworm"
+    default_limits: Limits = field(
+        default_factory=lambda: Limits(memory_bytes=512 * 1024**2, cpu=1.0, pids=256)
+    )
+    boot_timeout: float = 60.0
+    stop_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        try:
+            subnet = ipaddress.IPv4Network(env.get("PAAS_SUBNET", "198.18.0.0/24"))
+        except ValueError as exc:
+            raise InvalidInput(f"PAAS_SUBNET: {exc}. Use a network such as 198.18.0.0/24.") from None
+        if subnet.num_addresses < 16:
+            raise InvalidInput("PAAS_SUBNET must hold at least 16 addresses (a /28 or larger).")
+        return cls(
+            root=Path(env.get("PAAS_ROOT", "/var/lib/paas")).absolute(),
+            domain=env.get("PAAS_DOMAIN", "paas.test"),
+            http_port=_port(env, "PAAS_HTTP_PORT", 80),
+            api_port=_port(env, "PAAS_API_PORT", 8000),
+            ssh_port=_port(env, "PAAS_SSH_PORT", 2222),
+            bind=env.get("PAAS_BIND", "0.0.0.0"),
+            redis_url=env.get("PAAS_REDIS_URL") or None,
+            subnet=subnet,
+            ssh_user=env.get("PAAS_SSH_USER", "paas"),
+            stack=env.get("PAAS_STACK", "bookworm"),
+            default_limits=Limits(
+                memory_bytes=parse_size(env.get("PAAS_DEFAULT_MEMORY", "512m")),
+                cpu=float(env.get("PAAS_DEFAULT_CPU", "1.0")),
+                pids=int(env.get("PAAS_DEFAULT_PIDS", "256")),
+            ),
+            boot_timeout=float(env.get("PAAS_BOOT_TIMEOUT", "60")),
+            stop_timeout=float(env.get("PAAS_STOP_TIMEOUT", "10")),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``PAAS_*`` variables that reproduce these settings in a child process."""
+        env = {
+            "PAAS_ROOT": str(self.root),
+            "PAAS_DOMAIN": self.domain,
+            "PAAS_HTTP_PORT": str(self.http_port),
+            "PAAS_API_PORT": str(self.api_port),
+            "PAAS_SSH_PORT": str(self.ssh_port),
+            "PAAS_BIND": self.bind,
+            "PAAS_SUBNET": str(self.subnet),
+            "PAAS_SSH_USER": self.ssh_user,
+            "PAAS_STACK": self.stack,
+            "PAAS_DEFAULT_MEMORY": str(self.default_limits.memory_bytes),
+            "PAAS_DEFAULT_CPU": str(self.default_limits.cpu),
+            "PAAS_DEFAULT_PIDS": str(self.default_limits.pids),
+            "PAAS_BOOT_TIMEOUT": str(self.boot_timeout),
+            "PAAS_STOP_TIMEOUT": str(self.stop_timeout),
+        }
+        if self.redis_url:
+            env["PAAS_REDIS_URL"] = self.redis_url
+        return env
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def instance(self) -> str:
+        """Short id of this platform (from its root): prefixes netns, bridge and cgroups."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:6]
+
+    @property
+    def bridge(self) -> str:
+        return f"paas-{self.instance}"  # 11 chars, under IFNAMSIZ
+
+    @property
+    def cgroup_parent(self) -> str:
+        return f"paas-{self.instance}"
+
+    # --- redis ----------------------------------------------------------------------------
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.run_dir / "redis.sock"
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"unix://{self.redis_socket}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        return f"redis+socket://{self.redis_socket}"
+
+    # --- layout of the root -----------------------------------------------------------------
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def runc_root(self) -> Path:
+        """runc's state: on /run so that it goes away with a reboot, like the containers."""
+        return Path("/run") / f"paas-{self.instance}" / "runc"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.root / "repos"
+
+    @property
+    def layers_dir(self) -> Path:
+        return self.root / "layers"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def stacks_dir(self) -> Path:
+        return self.root / "stacks"
+
+    @property
+    def containers_dir(self) -> Path:
+        return self.root / "containers"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def network_dir(self) -> Path:
+        return self.root / "network"
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.root / "nginx"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.root / "ssh"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.root / "redis"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "api-token"
+
+    @property
+    def settings_file(self) -> Path:
+        """The settings as ``KEY=VALUE`` lines, for processes started by sshd or git."""
+        return self.root / "settings.env"
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "") else self.bind
+        return f"http://{host}:{self.api_port}"
