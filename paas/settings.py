@@ -62,6 +62,7 @@ class Settings:
     )
     boot_timeout: float = 60.0
     stop_timeout: float = 10.0
+    build_timeout: float = 1800.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +91,7 @@ class Settings:
             ),
             boot_timeout=float(env.get("PAAS_BOOT_TIMEOUT", "60")),
             stop_timeout=float(env.get("PAAS_STOP_TIMEOUT", "10")),
+            build_timeout=float(env.get("PAAS_BUILD_TIMEOUT", "1800")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -109,6 +111,7 @@ class Settings:
             "PAAS_DEFAULT_PIDS": str(self.default_limits.pids),
             "PAAS_BOOT_TIMEOUT": str(self.boot_timeout),
             "PAAS_STOP_TIMEOUT": str(self.stop_timeout),
+            "PAAS_BUILD_TIMEOUT": str(self.build_timeout),
         }
         if self.redis_url:
             env["PAAS_REDIS_URL"] = self.redis_url
@@ -159,6 +162,11 @@ class Settings:
     def runc_root(self) -> Path:
         """runc's state: on /run so that it goes away with a reboot, like the containers."""
         return Path("/run") / f"paas-{self.instance}" / "runc"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space on the same filesystem as the layers (renames stay atomic)."""
+        return self.root / "tmp"
 
     @property
     def repos_dir(self) -> Path:

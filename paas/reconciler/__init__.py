@@ -1,0 +1,1 @@
+"""Observe what runs, plan (a pure function) and apply, so desired state becomes real."""

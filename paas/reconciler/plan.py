@@ -1,0 +1,62 @@
+"""The pure part of reconciling: desired replicas from a release and a formation, and the
+plan that turns observed replicas into desired ones. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from paas.model import DesiredReplica, Replica, ReplicaKey, ReplicaState
+
+
+@dataclass(frozen=True)
+class Plan:
+    remove: tuple[str, ...]  # dead containers to clean up (stopped, crashed, unknown)
+    start: tuple[DesiredReplica, ...]  # replicas to start
+    retire: tuple[str, ...]  # running containers to stop once the started ones serve
+
+    @property
+    def empty(self) -> bool:
+        return not (self.remove or self.start or self.retire)
+
+
+def desired_replicas(
+    app: str, release: int, formation: Mapping[str, int], processes: Iterable[str]
+) -> list[DesiredReplica]:
+    """One desired replica per slot of each process type the release defines."""
+    known = set(processes)
+    return [
+        DesiredReplica(ReplicaKey(app, ptype, index), release)
+        for ptype, count in sorted(formation.items())
+        if ptype in known
+        for index in range(1, count + 1)
+    ]
+
+
+def plan(desired: Iterable[DesiredReplica], observed: Iterable[Replica]) -> Plan:
+    """Which containers to remove, start and retire.
+
+    A slot is satisfied by a live (starting or running) container of the desired release;
+    live containers of another release, or of slots no longer desired, are retired; dead
+    containers are always removed; a second live container for one slot is retired.
+    """
+    wanted = {d.key: d for d in desired}
+    remove: list[str] = []
+    retire: list[str] = []
+    satisfied: set[ReplicaKey] = set()
+    for replica in sorted(observed, key=lambda r: (r.started_at or 0.0, r.container_id)):
+        if replica.state not in (ReplicaState.RUNNING, ReplicaState.STARTING):
+            remove.append(replica.container_id)
+            continue
+        target = wanted.get(replica.key)
+        if target is not None and target.release == replica.release and replica.key not in satisfied:
+            satisfied.add(replica.key)
+        else:
+            retire.append(replica.container_id)
+    start = tuple(d for key, d in sorted(wanted.items(), key=_slot) if key not in satisfied)
+    return Plan(remove=tuple(remove), start=start, retire=tuple(retire))
+
+
+def _slot(item: tuple[ReplicaKey, DesiredReplica]) -> tuple[str, str, int]:
+    key = item[0]
+    return (key.app, key.process_type, key.index)

@@ -1,0 +1,259 @@
+"""Use cases every edge calls (CLI through the API, the dashboard, git hooks, tasks).
+
+Commands only write desired state and ask for a reconcile; the worker-side use cases
+(``deploy``, ``reconcile_app``, ``reconcile_all``) make it real.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from paas.build.buildpack import BuildpackBuilder
+from paas.errors import BuildFailed, InvalidInput, PaasError
+from paas.gitserver.repos import RepoStore
+from paas.images.layers import LayerStore
+from paas.images.stack import StackBuilder
+from paas.images.store import ImageStore
+from paas.model import WEB, App, Image, Release, Replica, validate_app_name
+from paas.procfile import parse_procfile, validate_process_type
+from paas.reconciler.reconciler import Reconciler
+from paas.runtime.runtime import Runtime
+from paas.settings import Settings
+from paas.state.logstream import LogStreams
+from paas.state.store import Build, Store
+
+log = logging.getLogger(__name__)
+
+MAX_SCALE = 50
+
+
+class TaskQueue(Protocol):
+    def enqueue_deploy(self, build_id: str) -> None: ...
+    def enqueue_reconcile(self, app: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    app: App
+    release: Release | None
+    formation: Mapping[str, int]
+    web_url: str
+    git_http: str
+    git_ssh: str
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    logs: LogStreams
+    repos: RepoStore
+    queue: TaskQueue
+    # Worker side (None in processes that only record desired state).
+    worker: WorkerParts | None = None
+
+    # --- apps ---------------------------------------------------------------------------------
+
+    def create_app(self, name: str) -> App:
+        validate_app_name(name)
+        app = self.store.create_app(name)
+        self.repos.ensure(name)
+        return app
+
+    def ensure_app(self, name: str) -> None:
+        """Create the app unless it exists (a push to a new app creates it, as in Dokku)."""
+        validate_app_name(name)
+        if not self.store.app_exists(name):
+            self.create_app(name)
+
+    def list_apps(self) -> list[App]:
+        return self.store.list_apps()
+
+    def app_info(self, name: str) -> AppInfo:
+        app = self.store.get_app(name)
+        s = self.settings
+        host = "127.0.0.1" if s.bind in ("0.0.0.0", "") else s.bind
+        port = "" if s.http_port == 80 else f":{s.http_port}"
+        return AppInfo(
+            app=app,
+            release=self.store.current_release(name),
+            formation=self.store.formation(name),
+            web_url=f"http://{name}.{s.domain}{port}/",
+            git_http=f"{s.api_url}/git/{name}.git",
+            git_ssh=f"ssh://{s.ssh_user}@{host}:{s.ssh_port}/{name}",
+        )
+
+    # --- pushes and deploys ---------------------------------------------------------------------
+
+    def push_received(self, app: str, rev: str) -> Build:
+        self.ensure_app(app)
+        build = self.store.new_build(app, rev)
+        self.logs.append(build.id, f"Build {build.id} queued for {rev[:7]}")
+        self.queue.enqueue_deploy(build.id)
+        return build
+
+    def deploy(self, build_id: str) -> None:
+        """Build the pushed revision, release it and wait until it serves (worker side)."""
+        worker = self._worker()
+        build = self.store.get_build(build_id)
+        if build.status in ("succeeded", "failed"):
+            return  # a redelivered task: the build already ran
+        out = _Output(self.logs, build_id)
+        try:
+            with self.store.app_lock(build.app):
+                self.store.save_build(replace(build, status="running"))
+                release = worker.build_and_release(self, build, out)
+            self.store.save_build(replace(build, status="succeeded", release=release.version))
+            url = self.app_info(build.app).web_url
+            self.logs.finish(build_id, True, f"Released {release.name}: {url}")
+        except PaasError as exc:
+            self.store.save_build(replace(build, status="failed", message=exc.message))
+            self.logs.finish(build_id, False, exc.message)
+        except Exception as exc:
+            log.exception("deploy of %s failed", build_id)
+            self.store.save_build(replace(build, status="failed", message=str(exc)))
+            self.logs.finish(build_id, False, f"Internal error: {exc}. See the worker's log.")
+            raise
+
+    # --- processes ------------------------------------------------------------------------------
+
+    def scale(self, app: str, changes: Mapping[str, int]) -> dict[str, int]:
+        self.store.get_app(app)
+        release = self.store.current_release(app)
+        for ptype, count in changes.items():
+            validate_process_type(ptype)
+            if not 0 <= count <= MAX_SCALE:
+                raise InvalidInput(f"Invalid count {count} for {ptype}: use 0 to {MAX_SCALE}.")
+            if release is not None and ptype not in release.processes:
+                known = ", ".join(sorted(release.processes)) or "none"
+                raise InvalidInput(
+                    f'No process type "{ptype}" in {app} {release.name} (it has: {known}).'
+                )
+        self.store.set_formation(app, changes)
+        self.queue.enqueue_reconcile(app)
+        return self.store.formation(app)
+
+    def ps(self, app: str) -> list[Replica]:
+        self.store.get_app(app)
+        replicas = self._worker().reconciler.observe(app)
+        return sorted(replicas, key=lambda r: (r.key.process_type, r.key.index, r.release))
+
+    def app_logs(self, app: str, lines: int) -> list[str]:
+        """The last ``lines`` lines of every replica's output, each prefixed ``app[web.1]:``."""
+        worker = self._worker()
+        out: list[str] = []
+        for replica in self.ps(app):
+            path = worker.runtime.log_path(replica.container_id)
+            try:
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+            out.extend(f"app[{replica.key.dyno}]: {line}" for line in text)
+        return out[-lines:]
+
+    def reconcile_app(self, app: str) -> None:
+        with self.store.app_lock(app, wait=0) as acquired:
+            if acquired:
+                self._worker().reconciler.reconcile_app(app)
+            else:
+                self.queue.enqueue_reconcile(app)  # busy: try again after the change
+
+    def reconcile_all(self) -> None:
+        """Boot recovery and drift repair: clean what nothing owns, then every app."""
+        names = self.store.app_names()
+        self._worker().reconciler.cleanup(names)
+        for app in names:
+            try:
+                self.reconcile_app(app)
+            except PaasError as exc:
+                log.warning("reconcile of %s: %s", app, exc.message)
+
+    # --- tokens ---------------------------------------------------------------------------------
+
+    def token_owner(self, token: str | None) -> str | None:
+        return self.store.token_owner(token) if token else None
+
+    def _worker(self) -> WorkerParts:
+        if self.worker is None:
+            raise RuntimeError("this process has no worker parts wired")
+        return self.worker
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    stacks: StackBuilder
+    builder: BuildpackBuilder
+    layers: LayerStore
+    images: ImageStore
+    runtime: Runtime
+    reconciler: Reconciler
+
+    def build_and_release(self, services: Services, build: Build, out: Callable[[str], None]) -> Release:
+        s = services.settings
+        store = services.store
+        app = build.app
+        out(f"-----> Building {app} at {build.rev[:7]}")
+        workdir = Path(tempfile.mkdtemp(prefix="src-", dir=s.tmp_dir))
+        try:
+            services.repos.export(app, build.rev, workdir)
+            procfile_raw = services.repos.read_file(app, build.rev, "Procfile")
+            procfile = parse_procfile(procfile_raw.decode()) if procfile_raw is not None else {}
+            stack = self.stacks.ensure(s.stack, out)
+            result = self.builder.build(
+                app=app,
+                source_dir=workdir,
+                stack_layers=stack,
+                config=store.config(app),
+                cache_dir=s.cache_dir / app,
+                output=out,
+                limits=s.default_limits,
+                timeout=s.build_timeout,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        processes = {**result.process_types, **procfile}
+        if not processes:
+            raise BuildFailed(
+                "No process types found: add a Procfile with a web process, "
+                "for example 'web: gunicorn app:app --bind 0.0.0.0:$PORT'."
+            )
+        image = self.images.save(
+            Image(id="", layers=(*stack, result.layer), process_types=result.process_types)
+        )
+        release = Release(
+            app=app,
+            version=store.next_release_version(app),
+            image_id=image.id,
+            config=store.config(app),
+            processes=processes,
+            git_rev=build.rev,
+            description=f"Deploy {build.rev[:7]}",
+            created_at=time.time(),
+            created_by="git",
+        )
+        if not store.formation(app):
+            store.set_formation(app, {p: (1 if p == WEB else 0) for p in processes})
+        out(f"-----> Releasing {release.name}")
+        self.reconciler.reconcile_app(app, release, out)
+        store.add_release(release)
+        return release
+
+
+class _Output:
+    """Build output: every line goes to the build's log stream, live."""
+
+    def __init__(self, logs: LogStreams, build_id: str) -> None:
+        self._logs = logs
+        self._id = build_id
+
+    def __call__(self, line: str) -> None:
+        self._logs.append(self._id, line.rstrip("\n"))
+
+

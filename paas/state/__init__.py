@@ -1,0 +1,1 @@
+"""Desired state and event streams, kept in Redis."""

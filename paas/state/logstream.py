@@ -1,0 +1,65 @@
+"""Log streams in Redis Streams: lines appended by a producer, replayed and followed by
+any number of readers, including ones that attach late (pub/sub would lose those lines)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import redis
+
+STREAM_TTL = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    kind: str  # "line" or "end"
+    text: str
+    ok: bool = True
+
+
+class LogStreams:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self._r = client
+        self._ns = f"paas:{namespace}:log"
+
+    def _key(self, stream: str) -> str:
+        return f"{self._ns}:{stream}"
+
+    def append(self, stream: str, text: str) -> None:
+        key = self._key(stream)
+        self._r.xadd(key, {"kind": "line", "text": text})
+        self._r.expire(key, STREAM_TTL)
+
+    def finish(self, stream: str, ok: bool, text: str = "") -> None:
+        key = self._key(stream)
+        self._r.xadd(key, {"kind": "end", "text": text, "ok": "1" if ok else "0"})
+        self._r.expire(key, STREAM_TTL)
+
+    def read(self, stream: str) -> list[LogEvent]:
+        return [_event(fields) for _, fields in self._r.xrange(self._key(stream))]
+
+    def follow(self, stream: str, idle_timeout: float) -> Iterator[LogEvent]:
+        """Yield events from the start until an "end" event; stop after ``idle_timeout``
+        seconds without any event (the producer died), yielding a failed "end"."""
+        key = self._key(stream)
+        last = "0-0"
+        while True:
+            answer = self._r.xread({key: last}, block=int(idle_timeout * 1000), count=100)
+            if not answer:
+                yield LogEvent("end", f"no output for {idle_timeout:.0f} s: gave up", ok=False)
+                return
+            for entry_id, fields in answer[0][1]:
+                last = entry_id
+                event = _event(fields)
+                yield event
+                if event.kind == "end":
+                    return
+
+
+def _event(fields: dict[bytes, bytes]) -> LogEvent:
+    return LogEvent(
+        kind=fields[b"kind"].decode(),
+        text=fields.get(b"text", b"").decode(),
+        ok=fields.get(b"ok", b"1") == b"1",
+    )

@@ -1,0 +1,97 @@
+"""Builds the object graph from ``Settings``: the one place that names concrete classes."""
+
+from __future__ import annotations
+
+import pwd
+from pathlib import Path
+
+import redis
+
+from paas.build.buildpack import BuildpackBuilder
+from paas.gitserver.repos import RepoStore
+from paas.images.layers import LayerStore
+from paas.images.stack import StackBuilder
+from paas.images.store import ImageStore
+from paas.network import Network
+from paas.reconciler.reconciler import Collaborators, Reconciler
+from paas.router.nginx import Router
+from paas.runtime.runtime import Runtime
+from paas.services import Services, TaskQueue, WorkerParts
+from paas.settings import Settings
+from paas.state.logstream import LogStreams
+from paas.state.store import Store
+from paas.tasks.celery_app import CeleryQueue, create_celery
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
+
+
+def repo_owner(settings: Settings) -> tuple[int, int] | None:
+    """The uid/gid that owns app repos: the SSH user, which pushes over SSH run as."""
+    try:
+        entry = pwd.getpwnam(settings.ssh_user)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def router(settings: Settings) -> Router:
+    return Router(settings.nginx_dir, settings.http_port, settings.bind)
+
+
+def network(settings: Settings) -> Network:
+    return Network(settings.bridge, settings.subnet, settings.instance, settings.network_dir)
+
+
+def runtime(settings: Settings) -> Runtime:
+    return Runtime(settings.runc_root, settings.containers_dir, settings.cgroup_parent)
+
+
+def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
+    """What edges that only record desired state need (API, git hooks, SSH commands)."""
+    client = redis_client(settings)
+    return Services(
+        settings=settings,
+        store=Store(client, settings.instance),
+        logs=LogStreams(client, settings.instance),
+        repos=RepoStore(settings.repos_dir, PROJECT_DIR / "hooks", repo_owner(settings)),
+        queue=queue or CeleryQueue(create_celery(settings)),
+    )
+
+
+def worker_services(settings: Settings) -> Services:
+    """Everything, including what drives runc, netns, mounts and nginx (root only)."""
+    base = services(settings)
+    layers = LayerStore(settings.layers_dir)
+    images = ImageStore(settings.images_dir)
+    rt = runtime(settings)
+    reconciler = Reconciler(
+        Collaborators(
+            settings=settings,
+            store=base.store,
+            images=images,
+            layers=layers,
+            runtime=rt,
+            network=network(settings),
+            router=router(settings),
+        )
+    )
+    worker = WorkerParts(
+        stacks=StackBuilder(settings.stacks_dir, layers, rt),
+        builder=BuildpackBuilder(rt, layers, PROJECT_DIR / "buildpacks"),
+        layers=layers,
+        images=images,
+        runtime=rt,
+        reconciler=reconciler,
+    )
+    return Services(
+        settings=settings,
+        store=base.store,
+        logs=base.logs,
+        repos=base.repos,
+        queue=base.queue,
+        worker=worker,
+    )
