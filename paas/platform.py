@@ -1,0 +1,303 @@
+"""``paas-platform``: prepares the platform root and runs the platform's own processes.
+
+``paas-platform run`` prepares everything (directories, the SSH user, Redis, nginx and
+sshd configs, the bridge, the API token, the default stack), then starts the processes
+of the top-level Procfile and stops them all on TERM or Ctrl-C. Each Procfile line is a
+``paas-platform PROCESS`` subcommand that execs the real server with its arguments, so
+the same lines serve as systemd units.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from paas.errors import PaasError, PlatformError
+from paas.gitserver.sshd import ensure_host_keys, render_sshd_config
+from paas.procfile import parse_procfile
+from paas.settings import Settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STOP_GRACE = 10.0
+
+
+def render_redis_conf(settings: Settings) -> str:
+    """Embedded Redis: a Unix socket only (no TCP port an app could reach), AOF on."""
+    return "\n".join(
+        [
+            "port 0",
+            f"unixsocket {settings.redis_socket}",
+            "unixsocketperm 777",  # the run dir (0750, group of the SSH user) guards it
+            f"dir {settings.redis_dir}",
+            "appendonly yes",
+            'save ""',
+            "daemonize no",
+            f"pidfile {settings.run_dir / 'redis.pid'}",
+            "loglevel notice",
+            "",
+        ]
+    )
+
+
+def _bin(name: str) -> str:
+    """A program of our venv (next to this Python) or from PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+# --- the processes of the Procfile ----------------------------------------------------------
+
+
+def process_argv(settings: Settings, name: str) -> list[str]:
+    """The command line of one platform process."""
+    s = settings
+    if name == "redis":
+        return ["redis-server", str(s.redis_dir / "redis.conf")]
+    if name == "web":
+        return [
+            _bin("gunicorn"), "-k", "gthread", "--threads", "8", "-w", "2",
+            "--timeout", "0", "--no-control-socket", "--graceful-timeout", "10",
+            "-b", f"{s.bind}:{s.api_port}", "--access-logfile", "-", "paas.web.wsgi:app",
+        ]
+    if name == "worker":
+        return [
+            _bin("celery"), "-A", "paas.tasks.worker", "worker", "-l", "info", "-c", "3",
+            "-n", f"paas-{s.instance}@%h", "--without-gossip", "--without-mingle",
+        ]
+    if name == "beat":
+        return [
+            _bin("celery"), "-A", "paas.tasks.worker", "beat", "-l", "info",
+            "-s", str(s.run_dir / "beat-schedule"), "--pidfile=",
+        ]
+    if name == "router":
+        conf = s.nginx_dir / "nginx.conf"
+        return ["nginx", "-c", str(conf), "-p", str(s.nginx_dir), "-g", "daemon off;"]
+    if name == "sshd":
+        return [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f",
+                str(s.ssh_dir / "sshd_config")]
+    raise PlatformError(f"Unknown platform process {name!r}.")
+
+
+# --- preparing the root --------------------------------------------------------------------
+
+
+def ensure_ssh_user(name: str, home: Path) -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        _run(["useradd", "--system", "--home-dir", str(home), "--no-create-home",
+              "--shell", "/bin/sh", name])
+        entry = pwd.getpwnam(name)
+    # sshd without PAM refuses locked accounts ("!"): "*" means no password, not locked.
+    _run(["usermod", "-p", "*", name])
+    return entry.pw_uid, entry.pw_gid
+
+
+def prepare(settings: Settings, out: Callable[[str], None] = print) -> None:
+    """Directories, user, configs and bridge. Idempotent; needs root."""
+    if os.geteuid() != 0:
+        raise PlatformError("The platform drives runc, netns and mounts: run it as root.")
+    s = settings
+    for path in (s.root, s.layers_dir, s.images_dir, s.stacks_dir, s.containers_dir,
+                 s.cache_dir, s.network_dir, s.nginx_dir, s.ssh_dir, s.redis_dir, s.tmp_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    uid, gid = ensure_ssh_user(s.ssh_user, s.root)
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    os.chown(s.run_dir, 0, gid)
+    s.run_dir.chmod(0o750)
+    s.repos_dir.mkdir(exist_ok=True)
+    os.chown(s.repos_dir, uid, gid)
+    s.root.chmod(0o755)
+    settings_text = "".join(f"{k}={v}\n" for k, v in sorted(s.to_env().items()))
+    _write(s.settings_file, settings_text, 0o640, gid=gid)
+    (s.redis_dir / "redis.conf").write_text(render_redis_conf(s))
+    from paas.wiring import network, router
+
+    router(s).write_main()
+    ensure_host_keys(s.ssh_dir)
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    authorized = s.ssh_dir / "authorized_keys"
+    if not authorized.exists():
+        _write(authorized, "", 0o644)
+    _write(s.ssh_dir / "sshd_config", render_sshd_config(s, authorized), 0o644)
+    network(s).ensure_bridge()
+    out(f"Platform root {s.root} is ready.")
+
+
+def ensure_token(settings: Settings) -> str:
+    from paas.wiring import services
+
+    store = services(settings).store
+    path = settings.token_file
+    if path.exists():
+        token = path.read_text().strip()
+    else:
+        token = secrets.token_urlsafe(32)
+        _write(path, token + "\n", 0o600)
+    if store.token_owner(token) is None:
+        store.add_token("admin", token)
+    return token
+
+
+def ensure_stack(settings: Settings, out: Callable[[str], None] = print) -> None:
+    from paas.wiring import worker_services
+
+    worker = worker_services(settings).worker
+    assert worker is not None
+    worker.stacks.ensure(settings.stack, out)
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+class ProcessGroup:
+    """The platform's processes: started in order, stopped together (TERM, grace, KILL)."""
+
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+        self.procs[name] = subprocess.Popen(list(argv), env=env, start_new_session=True)
+
+    def exited(self) -> tuple[str, int] | None:
+        for name, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+def wait_for_redis(settings: Settings, group: ProcessGroup, timeout: float = 20.0) -> None:
+    from paas.wiring import redis_client
+
+    client = redis_client(settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if group.exited():
+            break
+        try:
+            if client.ping():
+                return
+        except Exception:  # redis-py raises several kinds while the server starts
+            time.sleep(0.1)
+    raise PlatformError(f"Redis did not come up at {settings.effective_redis_url}.")
+
+
+def run(settings: Settings) -> int:
+    prepare(settings)
+    env = {**os.environ, **settings.to_env(), "PAAS_SETTINGS_FILE": str(settings.settings_file)}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    processes = parse_procfile((PROJECT_DIR / "Procfile").read_text())
+    group = ProcessGroup()
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        if settings.embedded_redis:
+            group.start("redis", process_argv(settings, "redis"), env)
+        wait_for_redis(settings, group)
+        ensure_token(settings)
+        ensure_stack(settings)
+        for name in processes:
+            if name != "redis":
+                group.start(name, process_argv(settings, _subcommand(processes[name])), env)
+        from paas.tasks.celery_app import CeleryQueue, create_celery
+
+        CeleryQueue(create_celery(settings)).enqueue_reconcile_all()
+        _banner(settings)
+        while not stopping:
+            died = group.exited()
+            if died:
+                print(f"paas: process {died[0]} exited with {died[1]}; stopping.", flush=True)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        group.stop()
+
+
+def _subcommand(command: str) -> str:
+    """``paas-platform web`` -> ``web``."""
+    parts = command.split()
+    if len(parts) != 2 or parts[0] != "paas-platform":
+        raise PlatformError(f"Procfile lines must be 'paas-platform PROCESS', got {command!r}.")
+    return parts[1]
+
+
+def _banner(settings: Settings) -> None:
+    s = settings
+    host = "127.0.0.1" if s.bind in ("0.0.0.0", "") else s.bind
+    print(
+        f"\npaas is running.\n"
+        f"  API:      {s.api_url}/api/v1   (token: paas auth:token)\n"
+        f"  Router:   http://{host}:{s.http_port}/  (apps at http://APP.{s.domain})\n"
+        f"  Git/SSH:  git remote add paas ssh://{s.ssh_user}@{host}:{s.ssh_port}/APP\n"
+        f"  Git/HTTP: git remote add paas http://{host}:{s.api_port}/git/APP.git\n"
+        f"  SSH keys: paas ssh-keys:add NAME < ~/.ssh/id_ed25519.pub\n"
+        f"Stop with Ctrl-C.\n",
+        flush=True,
+    )
+
+
+def _write(path: Path, text: str, mode: int, gid: int | None = None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    if gid is not None:
+        os.chown(tmp, 0, gid)
+    os.replace(tmp, path)
+
+
+def _run(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise PlatformError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="paas-platform", description=__doc__)
+    parser.add_argument(
+        "command",
+        choices=["run", "prepare", "redis", "web", "worker", "beat", "router", "sshd"],
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "run":
+            return run(settings)
+        if args.command == "prepare":
+            prepare(settings)
+            return 0
+        argv_ = process_argv(settings, args.command)
+        os.execvp(argv_[0], argv_)
+    except PaasError as exc:
+        print(f"paas-platform: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+

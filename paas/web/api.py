@@ -1,0 +1,136 @@
+"""The JSON API (``/api/v1``). Errors map to JSON bodies and statuses here, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from paas.errors import InvalidInput, PaasError, Unauthorized
+from paas.model import Replica, validate_app_name
+from paas.services import AppInfo, Services
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_LOG_LINES = 10000
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["paas.services"]
+    return services
+
+
+def request_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    if request.authorization is not None and request.authorization.password:
+        return request.authorization.password
+    return None
+
+
+@api.before_request
+def _authenticate() -> None:
+    if _services().token_owner(request_token()) is None:
+        raise Unauthorized("Missing or wrong API token. Run paas auth:token on the platform host.")
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("Send a JSON object as the request body.")
+    return data
+
+
+def _app_json(info: AppInfo) -> dict[str, Any]:
+    release = info.release
+    return {
+        "name": info.app.name,
+        "created_at": info.app.created_at,
+        "release": None if release is None else release.name,
+        "git_rev": None if release is None else release.git_rev,
+        "processes": {} if release is None else dict(release.processes),
+        "formation": dict(info.formation),
+        "web_url": info.web_url,
+        "git_remotes": {"http": info.git_http, "ssh": info.git_ssh},
+    }
+
+
+def _replica_json(replica: Replica) -> dict[str, Any]:
+    return {
+        "id": replica.container_id,
+        "dyno": replica.key.dyno,
+        "process_type": replica.key.process_type,
+        "release": f"v{replica.release}",
+        "state": replica.state.value,
+        "address": replica.address,
+        "started_at": replica.started_at,
+        "exit_code": replica.exit_code,
+        "reason": replica.reason,
+    }
+
+
+@api.get("/apps")
+def list_apps() -> Any:
+    return {"apps": [asdict(app) for app in _services().list_apps()]}
+
+
+@api.post("/apps")
+def create_app() -> Any:
+    name = _body().get("name")
+    if not isinstance(name, str):
+        raise InvalidInput('Give the app a name: {"name": "hello"}.')
+    services = _services()
+    services.create_app(name)
+    return _app_json(services.app_info(name)), 201
+
+
+@api.get("/apps/<name>")
+def app_info(name: str) -> Any:
+    return _app_json(_services().app_info(validate_app_name(name)))
+
+
+@api.get("/apps/<name>/ps")
+def ps(name: str) -> Any:
+    return {"replicas": [_replica_json(r) for r in _services().ps(validate_app_name(name))]}
+
+
+@api.get("/apps/<name>/formation")
+def formation(name: str) -> Any:
+    return {"formation": dict(_services().app_info(validate_app_name(name)).formation)}
+
+
+@api.patch("/apps/<name>/formation")
+def scale(name: str) -> Any:
+    body = _body()
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in body.values()):
+        raise InvalidInput('Give counts as integers: {"web": 3}.')
+    return {"formation": _services().scale(validate_app_name(name), body)}
+
+
+@api.get("/apps/<name>/logs")
+def logs(name: str) -> Any:
+    raw = request.args.get("lines", "100")
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_LOG_LINES:
+        raise InvalidInput(f"lines must be a number from 1 to {MAX_LOG_LINES}.")
+    return {"lines": _services().app_logs(validate_app_name(name), int(raw))}
+
+
+def register_errors(app: Flask) -> None:
+    """The one mapping from errors to HTTP answers."""
+
+    @app.errorhandler(PaasError)
+    def _paas_error(exc: PaasError) -> Any:
+        response = jsonify({"error": exc.kind, "message": exc.message})
+        response.status_code = exc.http_status
+        if exc.http_status == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="paas"'
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        response = jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description})
+        response.status_code = exc.code or 500
+        return response

@@ -1,0 +1,46 @@
+"""The Flask app factory: API, git over HTTP and the landing page, over given services."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from paas.gitserver.http import make_git_wsgi
+from paas.services import Services
+from paas.web.api import api, register_errors
+
+
+def hook_env(services: Services) -> Mapping[str, str]:
+    """Environment for git hooks: our bin dir first on PATH, and where the settings are."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PAAS_SETTINGS_FILE": str(services.settings.settings_file),
+        **services.settings.to_env(),
+    }
+
+
+def create_app(services: Services) -> Flask:
+    app = Flask(__name__)
+    app.extensions["paas.services"] = services
+    app.register_blueprint(api)
+    register_errors(app)
+
+    @app.get("/")
+    def index() -> Any:
+        return {"service": "paas", "api": "/api/v1", "git": "/git/<app>.git"}
+
+    git = make_git_wsgi(
+        repos=services.repos,
+        authenticate=lambda _user, password: services.token_owner(password) is not None,
+        on_push_to_missing=services.ensure_app,
+        hook_env=hook_env(services),
+    )
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/git": git})  # type: ignore[method-assign]
+    return app
