@@ -1,0 +1,355 @@
+"""``Runtime``: containers as runc runs them, from bundle to teardown.
+
+It owns ``containers_dir/<id>/`` (``meta.json``, ``config.json``, ``hosts``, ``resolv.conf``,
+``rootfs`` (the overlay mount point), ``upper``/``work``, ``container.log``, and the shim's
+``shim.pid``, ``init.pid`` and ``exit.json``), runc's state under ``runc_root`` and the
+containers' cgroups under ``cgroup_parent``. Detached containers are held by their shim
+(``paas.runtime.shim``), so they outlive the process that started them; everything here is
+read back from disk and runc, nothing is kept in memory.
+
+Teardown follows the measured order: kill, wait for the exit, ``runc delete``, unmount, remove
+the dir. A bind-mount target that does not exist in the image is created by runc in the upper
+layer: with ``spec.upper`` kept as a layer, callers must mount only onto paths that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from paas.errors import BuildFailed, Conflict, InvalidInput, PlatformError
+from paas.runtime import bundle, cgroups, shim
+from paas.runtime.spec import ContainerInfo, ContainerSpec
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RUNC_TIMEOUT = 30.0
+_POLL = 0.01
+
+
+class RunTimedOut(BuildFailed):
+    """A foreground run went over its time limit and was killed."""
+
+
+class Runtime:
+    def __init__(
+        self,
+        runc_root: Path,
+        containers_dir: Path,
+        cgroup_parent: str,
+        runc: str = "runc",
+        python: str = sys.executable,
+    ) -> None:
+        self.runc_root = runc_root
+        self.containers_dir = containers_dir
+        self.cgroup_parent = cgroup_parent
+        self.runc = runc
+        self.python = python
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self, spec: ContainerSpec) -> ContainerInfo:
+        """Start a detached container; return once runc has started its init."""
+        directory = self._prepare(spec)
+        try:
+            pid = self._launch_shim(spec.id, directory)
+        except BaseException:
+            self.remove(spec.id)
+            raise
+        meta = self._read_json(directory / "meta.json") or {}
+        return ContainerInfo(
+            id=spec.id, labels=dict(spec.labels), status="running", pid=pid,
+            started_at=meta.get("started_at"), log_path=directory / shim.LOG_FILE,
+        )  # fmt: skip
+
+    def run(self, spec: ContainerSpec, output: Callable[[str], None], timeout: float) -> int:
+        """Run a container in the foreground, pass each line of its combined stdout and stderr
+        to ``output`` as it comes, and return its exit code. Kills it after ``timeout`` seconds
+        (``RunTimedOut``). Always removes the container, but never ``spec.upper``: that is the
+        caller's new layer. runc creates missing bind-mount targets in the upper, so with a kept
+        upper, mount only onto paths that exist in the lower layers."""
+        directory = self._prepare(spec)
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            proc = subprocess.Popen(
+                [self.runc, "--root", str(self.runc_root), "run", "--bundle", str(directory),
+                 spec.id],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            if not _stream_lines(proc.stdout.fileno(), output, time.monotonic() + timeout):
+                raise RunTimedOut(
+                    f"The container ran longer than its time limit of {timeout:g} s and was killed."
+                )
+            return proc.wait(timeout=RUNC_TIMEOUT)
+        finally:
+            if proc is not None:
+                if proc.poll() is None:
+                    self._runc("kill", spec.id, "KILL", check=False)
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                assert proc.stdout is not None
+                proc.stdout.close()
+            self.remove(spec.id)
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """TERM, up to ``grace`` seconds to exit, then KILL; then remove the container."""
+        _check_id(container_id)
+        for signal, wait in (("TERM", grace), ("KILL", 10.0)):
+            if self._exited(container_id):
+                break
+            self._runc("kill", container_id, signal, check=False)
+            if _wait_until(lambda: self._exited(container_id), wait):
+                break
+        self.remove(container_id)
+
+    def remove(self, container_id: str) -> None:
+        """Tear a container down completely; idempotent, and fine with half-made containers."""
+        _check_id(container_id)
+        directory = self.containers_dir / container_id
+        self._runc("delete", "--force", container_id)  # kills it first if still running
+        if not _wait_until(lambda: self._shim_pid(container_id) is None, 5.0):
+            raise PlatformError(f"The supervisor of container {container_id} did not exit.")
+        bundle.unmount(directory / "rootfs")
+        meta = self._read_json(directory / "meta.json") or {}
+        if meta.get("work"):
+            shutil.rmtree(meta["work"], ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        if directory.exists():
+            raise PlatformError(f"Could not remove {directory}.")
+
+    # --- observation ------------------------------------------------------------------------
+
+    def list(self) -> list[ContainerInfo]:
+        """Every container of this runtime: with a dir, known to runc, or both."""
+        states = {s["id"]: s for s in json.loads(self._runc("list", "--format", "json")) or []}
+        ids = set(states)
+        if self.containers_dir.is_dir():
+            ids |= {p.name for p in self.containers_dir.iterdir() if p.is_dir()}
+        return [self._info(i, states.get(i)) for i in sorted(ids)]
+
+    def get(self, container_id: str) -> ContainerInfo | None:
+        _check_id(container_id)
+        result = self._runc("state", container_id, check=False)
+        state = json.loads(result) if result.startswith("{") else None
+        if state is None and not (self.containers_dir / container_id).is_dir():
+            return None
+        return self._info(container_id, state)
+
+    def log_path(self, container_id: str) -> Path:
+        return self.containers_dir / _check_id(container_id) / shim.LOG_FILE
+
+    def prune_cgroups(self) -> None:
+        """Remove this runtime's empty parent cgroup dirs (runc leaves them behind)."""
+        cgroups.prune(self.cgroup_parent)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _prepare(self, spec: ContainerSpec) -> Path:
+        """Write the bundle and mount the root filesystem; undo everything on failure."""
+        _check_id(spec.id)
+        directory = self.containers_dir / spec.id
+        if (self.runc_root / spec.id).exists():
+            raise Conflict(f"Container {spec.id} already exists (runc knows it).")
+        self.containers_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            raise Conflict(f"Container {spec.id} already exists.") from None
+        try:
+            if spec.upper is not None:
+                upper = spec.upper
+                work = spec.upper.with_name(f".{spec.upper.name}.work")
+                upper.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(work, ignore_errors=True)  # left by a crash: ours by its name
+            else:
+                upper, work = directory / "upper", directory / "work"
+                upper.mkdir()
+            work.mkdir()
+            meta = {
+                "id": spec.id,
+                "labels": dict(spec.labels),
+                "started_at": time.time(),
+                "work": str(work) if spec.upper is not None else None,
+            }
+            _write_atomic(directory / "meta.json", json.dumps(meta))
+            (directory / "hosts").write_text(spec.hosts, encoding="utf-8")
+            (directory / "resolv.conf").write_text(spec.resolv, encoding="utf-8")
+            rootfs = directory / "rootfs"
+            rootfs.mkdir()
+            config = bundle.render_config(
+                spec, rootfs=rootfs, hosts_file=directory / "hosts",
+                resolv_file=directory / "resolv.conf", cgroup_parent=self.cgroup_parent,
+                memsw=bundle.host_has_memsw(),
+            )  # fmt: skip
+            _write_atomic(directory / "config.json", json.dumps(config, indent=1))
+            bundle.mount_overlay(spec.lowers, upper, work, rootfs)
+        except BaseException:
+            bundle.unmount(directory / "rootfs")
+            if spec.upper is not None:
+                shutil.rmtree(spec.upper.with_name(f".{spec.upper.name}.work"), ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        return directory
+
+    def _launch_shim(self, container_id: str, directory: Path) -> int:
+        """Start the shim of a prepared bundle; return the init's pid once runc has started
+        it, or raise ``PlatformError`` with runc's message."""
+        cgroup = cgroups.memory_dir(bundle.cgroups_path(self.cgroup_parent, container_id))
+        read_end, write_end = os.pipe()
+        argv = [
+            *(self.python, "-S", "-m", shim.MODULE, self.runc, str(self.runc_root), container_id),
+            *(str(directory), str(cgroup / "memory.oom_control"), str(write_end)),
+        ]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),  # -S: no site-packages
+        }
+        try:
+            with open(directory / shim.LOG_FILE, "a+b") as log:  # the shim reads runc's errors
+                first = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                    pass_fds=(write_end,),
+                )  # fmt: skip
+            os.close(write_end)
+            write_end = -1
+            first.wait(timeout=RUNC_TIMEOUT)  # it exits as soon as the shim has forked off
+            report = _read_to_eof(read_end, time.monotonic() + shim.START_TIMEOUT + RUNC_TIMEOUT)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise PlatformError(f"Could not start the supervisor of {container_id}: {exc}") from exc
+        finally:
+            os.close(read_end)
+            if write_end >= 0:
+                os.close(write_end)
+        word, _, rest = report.partition(" ")
+        if word == "started":
+            return int(rest.split()[0])
+        reason = rest.strip() if word == "failed" else "its supervisor exited without a word"
+        raise PlatformError(f"runc could not start container {container_id}: {reason}")
+
+    def _info(self, container_id: str, state: dict[str, Any] | None) -> ContainerInfo:
+        directory = self.containers_dir / container_id
+        meta = self._read_json(directory / "meta.json") or {}
+        exit_info = self._read_json(directory / shim.EXIT_FILE)
+        runc_status = state["status"] if state else None
+        pid: int | None = None
+        if state and runc_status in ("running", "paused"):
+            status, pid = "running", state["pid"]
+        elif runc_status == "created" or (
+            runc_status is None and exit_info is None and self._shim_pid(container_id)
+        ):
+            status = "creating"
+        else:
+            status = "stopped"
+        return ContainerInfo(
+            id=container_id,
+            labels=meta.get("labels", {}),
+            status=status,
+            pid=pid,
+            started_at=meta.get("started_at"),
+            exit_code=exit_info.get("exit_code") if exit_info and status == "stopped" else None,
+            oom_killed=bool(exit_info and exit_info.get("oom_killed")),
+            log_path=directory / shim.LOG_FILE if directory.is_dir() else None,
+        )
+
+    def _exited(self, container_id: str) -> bool:
+        """The init is gone and its shim is done (so the OOM counter has been read)."""
+        if (self.containers_dir / container_id / shim.EXIT_FILE).exists():
+            return True
+        if self._shim_pid(container_id) is not None:
+            return False
+        info = self.get(container_id)
+        return info is None or info.status == "stopped"
+
+    def _shim_pid(self, container_id: str) -> int | None:
+        """The pid of the container's shim while it runs (a zombie has an empty cmdline)."""
+        try:
+            pid = int((self.containers_dir / container_id / shim.SHIM_PID_FILE).read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        if shim.MODULE.encode() in cmdline and container_id.encode() in cmdline:
+            return pid
+        return None
+
+    def _runc(self, *args: str, check: bool = True) -> str:
+        """Run a runc command; return its stdout, or raise ``PlatformError`` with its message."""
+        argv = [self.runc, "--root", str(self.runc_root), *args]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=RUNC_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PlatformError(f"runc {args[0]} failed: {exc}") from None
+        if check and done.returncode != 0:
+            raise PlatformError(f"runc {' '.join(args)} failed: {shim.runc_message(done.stderr)}")
+        return done.stdout
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any] | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def _check_id(container_id: str) -> str:
+    if not ID_RE.match(container_id):
+        raise InvalidInput(
+            f"Invalid container id {container_id!r}: use letters, digits, '_', '.' and '-'."
+        )
+    return container_id
+
+
+def _stream_lines(fd: int, output: Callable[[str], None], deadline: float) -> bool:
+    """Pass complete lines read from ``fd`` to ``output`` until EOF (True) or the deadline."""
+    pending = b""
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            if pending:
+                output(pending.decode(errors="replace").rstrip("\r"))
+            return True
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            output(line.decode(errors="replace").rstrip("\r"))
+    return False
+
+
+def _read_to_eof(fd: int, deadline: float) -> str:
+    chunks: list[bytes] = []
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks).decode(errors="replace")
+        chunks.append(chunk)
+    raise PlatformError("Timed out waiting for runc to start the container.")
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

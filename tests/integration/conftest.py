@@ -1,0 +1,1 @@
+from tests.integration.fixtures_runtime import busybox_layer, sandbox  # noqa: F401

@@ -1,0 +1,93 @@
+"""Network against the real kernel: bridge, netns, veth, addresses, orphans."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute, netns
+
+from paas.errors import PlatformError
+from paas.network import Orphans
+from tests.integration.fixtures_runtime import Sandbox
+
+pytestmark = pytest.mark.root
+
+
+def _inside(name: str) -> tuple[list[str], list[str]]:
+    """(addresses of eth0, gateways of default routes) inside netns ``name``."""
+    with IPRoute(netns=name, flags=0) as ipr:
+        eth0 = ipr.link_lookup(ifname="eth0")[0]
+        addresses = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=eth0, family=2)]
+        gateways = [r.get_attr("RTA_GATEWAY") for r in ipr.get_default_routes(family=2)]
+    return addresses, gateways
+
+
+def test_bridge_is_idempotent_and_holds_the_gateway(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    with pytest.raises(PlatformError, match=r"Bridge \S+ is missing"):
+        network.attach("early")
+    assert network.attached() == {}
+    network.ensure_bridge()
+    network.ensure_bridge()
+    with IPRoute() as ipr:
+        (index,) = ipr.link_lookup(ifname=network.bridge)
+        addresses = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)]
+    assert addresses == [str(network.gateway)]
+    assert network.gateway == next(network.subnet.hosts())
+
+
+def test_attach_detach_and_lowest_free_address(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    first = network.attach("c1")
+    second = network.attach("c2")
+    base = network.subnet.network_address
+    assert (first.address, second.address) == (base + 2, base + 3)
+    assert network.attach("c1") == first  # idempotent
+    assert first.netns_path == Path("/run/netns") / first.netns_name
+    assert first.netns_name.startswith(f"{sandbox.tag}-") and len(first.netns_name) == 18
+    assert _inside(first.netns_name) == ([str(first.address)], [str(network.gateway)])
+    assert set(network.attached()) == {"c1", "c2"}
+    network.detach("c1")
+    network.detach("c1")  # idempotent
+    assert not os.path.exists(first.netns_path)
+    assert network.attach("c3").address == base + 2  # the freed address comes back first
+    assert network.orphans() == Orphans()
+
+
+def test_attach_repairs_a_half_made_attachment(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    attachment = network.attach("c1")
+    with IPRoute() as ipr:
+        ipr.link("del", index=ipr.link_lookup(ifname=network.veth_name("c1"))[0])
+    assert network.attach("c1") == attachment
+    assert _inside(attachment.netns_name)[0] == [str(attachment.address)]
+
+
+def test_orphans_are_found_and_removed(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    kept = network.attach("kept")
+    lost = network.attach("lost")
+    (network.leases.directory / str(lost.address)).unlink()  # e.g. a crash mid-detach
+    netns.create(f"{sandbox.tag}-stray")
+    orphans = network.orphans()
+    assert orphans.netns == tuple(sorted([lost.netns_name, f"{sandbox.tag}-stray"]))
+    assert orphans.veths == (network.veth_name("lost"),)
+    assert network.remove_orphans() == orphans
+    assert network.orphans() == Orphans()
+    assert network.attached() == {"kept": kept}
+    assert os.path.exists(kept.netns_path)
+
+
+def test_destroy_removes_everything(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    network.attach("c1")
+    network.destroy()
+    network.destroy()
+    assert network.attached() == {}
+    assert not sandbox.leftovers()
