@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TextIO
 
 from paas.errors import PaasError
 from paas.model import DEPLOY_BRANCHES
 from paas.services import Services
-from paas.settings import Settings
+from paas.settings import Settings, load_settings
 
 ZERO = "0" * 40
 IDLE_TIMEOUT = 900.0
@@ -54,30 +53,17 @@ def pre_receive(services: Services, app: str, lines: Iterable[str], out: TextIO)
     return 1
 
 
-def load_settings(env: dict[str, str]) -> Settings:
-    """Settings from the environment, after KEY=VALUE lines of ``PAAS_SETTINGS_FILE``."""
-    merged = dict(env)
-    path = env.get("PAAS_SETTINGS_FILE")
-    if path:
-        for line in Path(path).read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and key.strip() and not key.startswith("#"):
-                merged.setdefault(key.strip(), value)
-    return Settings.from_env(merged)
-
-
 def app_from_git_dir(git_dir: str) -> str:
     name = os.path.basename(os.path.abspath(git_dir))
     return name[:-4] if name.endswith(".git") else name
 
 
-def main(argv: list[str] | None = None, wire: Callable[[Settings], Services] | None = None) -> int:
+def main(wire: Callable[[Settings], Services], argv: list[str] | None = None) -> int:
+    """``paas-hook pre-receive``, with ``wire`` building the services from settings."""
     args = sys.argv[1:] if argv is None else argv
     if args != ["pre-receive"]:
         print("usage: paas-hook pre-receive", file=sys.stderr)
         return 2
-    settings = load_settings(dict(os.environ))
-    if wire is None:
-        from paas.wiring import services as wire
+    settings = load_settings(os.environ)
     app = os.environ.get("PAAS_APP") or app_from_git_dir(os.environ.get("GIT_DIR", "."))
     return pre_receive(wire(settings), app, sys.stdin, sys.stdout)
