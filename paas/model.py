@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from paas.errors import InvalidInput
 
@@ -22,7 +22,7 @@ CONTAINER_PORT = 5000
 
 def validate_app_name(name: str) -> str:
     """Return ``name`` if it is a valid app name, else raise ``InvalidInput`` saying why."""
-    if not isinstance(name, str) or not APP_NAME_RE.match(name):
+    if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name):
         shown = name if isinstance(name, str) and len(name) <= 40 else f"{str(name)[:40]}..."
         raise InvalidInput(
             f"Invalid app name {shown!r}: use 1-30 lowercase letters, digits and dashes, "
@@ -32,7 +32,7 @@ def validate_app_name(name: str) -> str:
 
 
 def validate_config_key(key: str) -> str:
-    if not CONFIG_KEY_RE.match(key):
+    if not CONFIG_KEY_RE.fullmatch(key):
         raise InvalidInput(
             f"Invalid config key {key!r}: use letters, digits and '_', not starting with a digit."
         )
@@ -73,7 +73,7 @@ class Release:
         return f"v{self.version}"
 
 
-class ReplicaState(str, Enum):
+class ReplicaState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     CRASHED = "crashed"

@@ -123,12 +123,20 @@ def prepare(settings: Settings, out: Callable[[str], None] = print) -> None:
     from paas.wiring import network, router
 
     router(s).write_main()
-    ensure_host_keys(s.ssh_dir)
+    host_keys = ensure_host_keys(s.ssh_dir)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     authorized = s.ssh_dir / "authorized_keys"
     if not authorized.exists():
         _write(authorized, "", 0o644)
-    _write(s.ssh_dir / "sshd_config", render_sshd_config(s, authorized), 0o644)
+    sshd_config = render_sshd_config(
+        port=s.ssh_port,
+        listen_address=s.bind,
+        host_keys=host_keys,
+        authorized_keys_file=authorized,
+        pid_file=s.run_dir / "sshd.pid",
+        ssh_user=s.ssh_user,
+    )
+    _write(s.ssh_dir / "sshd_config", sshd_config, 0o644)
     network(s).ensure_bridge()
     out(f"Platform root {s.root} is ready.")
 
@@ -154,6 +162,22 @@ def ensure_stack(settings: Settings, out: Callable[[str], None] = print) -> None
     worker = worker_services(settings).worker
     assert worker is not None
     worker.stacks.ensure(settings.stack, out)
+
+
+def uninstall(settings: Settings) -> None:
+    """Stop and remove every container, network namespace, veth, the bridge, the router's
+    app files and runc's state of this platform. Data (repos, layers, Redis) stays."""
+    from paas.wiring import network, router, runtime
+
+    rt = runtime(settings)
+    for info in rt.list():
+        rt.stop(info.id, settings.stop_timeout)
+    network(settings).destroy()
+    r = router(settings)
+    for app in r.apps():
+        r.remove_app(app)
+    rt.prune_cgroups()
+    shutil.rmtree(settings.runc_root.parent, ignore_errors=True)
 
 
 # --- running -----------------------------------------------------------------------------
@@ -284,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paas-platform", description=__doc__)
     parser.add_argument(
         "command",
-        choices=["run", "prepare", "redis", "web", "worker", "beat", "router", "sshd"],
+        choices=["run", "prepare", "uninstall", "redis", "web", "worker", "beat", "router", "sshd"],
     )
     args = parser.parse_args(argv)
     try:
@@ -293,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
             return run(settings)
         if args.command == "prepare":
             prepare(settings)
+            return 0
+        if args.command == "uninstall":
+            uninstall(settings)
             return 0
         argv_ = process_argv(settings, args.command)
         os.execvp(argv_[0], argv_)

@@ -11,7 +11,7 @@ _LINE_RE = re.compile(r"^([^:\s]+)\s*:\s*(.*)$")
 
 
 def validate_process_type(name: str) -> str:
-    if not PROCESS_TYPE_RE.match(name) or len(name) > 30:
+    if not PROCESS_TYPE_RE.fullmatch(name) or len(name) > 30:
         raise InvalidInput(
             f"Invalid process type {name!r}: use letters, digits, '_' and '-' (at most 30)."
         )

@@ -7,7 +7,9 @@ Commands only write desired state and ask for a reconcile; the worker-side use c
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +20,7 @@ from typing import Protocol
 from paas.build.buildpack import BuildpackBuilder
 from paas.errors import BuildFailed, InvalidInput, PaasError
 from paas.gitserver.repos import RepoStore
+from paas.gitserver.sshd import authorized_keys_line, parse_public_key, validate_key_name
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
@@ -175,6 +178,33 @@ class Services:
             except PaasError as exc:
                 log.warning("reconcile of %s: %s", app, exc.message)
 
+    # --- SSH keys ----------------------------------------------------------------------------
+
+    def add_ssh_key(self, name: str, public_key: str) -> str:
+        """Allow ``public_key`` to push over SSH; returns its fingerprint."""
+        validate_key_name(name)
+        key = parse_public_key(public_key.strip())
+        self.store.add_ssh_key(name, f"{key.type} {key.base64}")
+        self.write_authorized_keys()
+        return key.fingerprint
+
+    def ssh_keys(self) -> dict[str, str]:
+        """Key name -> fingerprint."""
+        return {n: parse_public_key(k).fingerprint for n, k in self.store.ssh_keys().items()}
+
+    def write_authorized_keys(self) -> None:
+        s = self.settings
+        venv = Path(sys.executable).parent.parent
+        lines = [
+            authorized_keys_line(parse_public_key(k), name, s.settings_file, venv)
+            for name, k in self.store.ssh_keys().items()
+        ]
+        target = s.ssh_dir / "authorized_keys"
+        tmp = target.with_name("authorized_keys.tmp")
+        tmp.write_text("".join(lines))
+        tmp.chmod(0o644)
+        os.replace(tmp, target)
+
     # --- tokens ---------------------------------------------------------------------------------
 
     def token_owner(self, token: str | None) -> str | None:
@@ -195,7 +225,9 @@ class WorkerParts:
     runtime: Runtime
     reconciler: Reconciler
 
-    def build_and_release(self, services: Services, build: Build, out: Callable[[str], None]) -> Release:
+    def build_and_release(
+        self, services: Services, build: Build, out: Callable[[str], None]
+    ) -> Release:
         s = services.settings
         store = services.store
         app = build.app

@@ -29,6 +29,30 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (blank lines and ``#`` comments ignored)."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"{path}: not a KEY=VALUE line: {line!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Settings from ``env`` over the KEY=VALUE lines of the file ``PAAS_SETTINGS_FILE``
+    names (sshd and git run our commands with a bare environment and that variable)."""
+    merged = dict(env)
+    path = env.get("PAAS_SETTINGS_FILE")
+    if path:
+        merged = {**read_env_file(Path(path)), **merged}
+    return Settings.from_env(merged)
+
+
 @dataclass(frozen=True)
 class Limits:
     """cgroup limits of one container."""
@@ -54,7 +78,9 @@ class Settings:
     ssh_port: int = 2222
     bind: str = "0.0.0.0"
     redis_url: str | None = None  # None: the platform runs its own redis-server
-    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("198.18.0.0/24")
+    subnet: ipaddress.IPv4Network = field(
+        default_factory=lambda: ipaddress.IPv4Network("198.18.0.0/24")
+    )
     ssh_user: str = "paas"
     stack: str = "bookworm"
     default_limits: Limits = field(
@@ -70,7 +96,9 @@ class Settings:
         try:
             subnet = ipaddress.IPv4Network(env.get("PAAS_SUBNET", "198.18.0.0/24"))
         except ValueError as exc:
-            raise InvalidInput(f"PAAS_SUBNET: {exc}. Use a network such as 198.18.0.0/24.") from None
+            raise InvalidInput(
+                f"PAAS_SUBNET: {exc}. Use a network such as 198.18.0.0/24."
+            ) from None
         if subnet.num_addresses < 16:
             raise InvalidInput("PAAS_SUBNET must hold at least 16 addresses (a /28 or larger).")
         return cls(

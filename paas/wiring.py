@@ -8,6 +8,7 @@ from pathlib import Path
 import redis
 
 from paas.build.buildpack import BuildpackBuilder
+from paas.gitserver import hook, ssh
 from paas.gitserver.repos import RepoStore
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
@@ -60,6 +61,16 @@ def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
         repos=RepoStore(settings.repos_dir, PROJECT_DIR / "hooks", repo_owner(settings)),
         queue=queue or CeleryQueue(create_celery(settings)),
     )
+
+
+def hook_main() -> int:
+    """``paas-hook``: git's pre-receive hook (see ``paas.gitserver.hook``)."""
+    return hook.main(services)
+
+
+def ssh_main() -> int:
+    """``paas-ssh KEYNAME``: sshd's forced command; a push to a new app creates it."""
+    return ssh.main(make_on_push_to_missing=lambda s: services(s).ensure_app)
 
 
 def worker_services(settings: Settings) -> Services:

@@ -22,7 +22,7 @@ def _client() -> ApiClient:
     return ApiClient(find_endpoint())
 
 
-def _emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+def _emit(data: Any, as_json: bool, human: Callable[[Any], object]) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
@@ -68,7 +68,7 @@ def apps_create(name: str, as_json: bool) -> None:
 def apps_list(as_json: bool) -> None:
     """List apps."""
     data = _client().call("GET", "/apps")
-    _emit(data, as_json, lambda d: [click.echo(a["name"]) for a in d["apps"]])
+    _emit(data, as_json, lambda d: click.echo("\n".join(a["name"] for a in d["apps"])))
 
 
 @cli.command("apps:info")
@@ -137,7 +137,26 @@ def ps_scale(app: str, counts: tuple[str, ...], as_json: bool) -> None:
 def logs(app: str, num: int, as_json: bool) -> None:
     """Show an app's output, all replicas merged."""
     data = _client().call("GET", f"/apps/{_app(app)}/logs?lines={num}")
-    _emit(data, as_json, lambda d: [click.echo(line) for line in d["lines"]])
+    _emit(data, as_json, lambda d: click.echo("\n".join(d["lines"])))
+
+
+@cli.command("ssh-keys:add")
+@click.argument("name")
+@json_option
+def ssh_keys_add(name: str, as_json: bool) -> None:
+    """Allow a public key (read from stdin) to push over SSH: paas ssh-keys:add me < key.pub"""
+    key = sys.stdin.read()
+    data = _client().call("POST", "/ssh-keys", {"name": name, "key": key})
+    _emit(data, as_json, lambda d: click.echo(f"Added {d['name']} ({d['fingerprint']})"))
+
+
+@cli.command("ssh-keys")
+@json_option
+def ssh_keys(as_json: bool) -> None:
+    """List the keys allowed to push over SSH."""
+    data = _client().call("GET", "/ssh-keys")
+    _emit(data, as_json, lambda d: click.echo(
+        "\n".join(f"{k['name']}  {k['fingerprint']}" for k in d["keys"])))
 
 
 @cli.command("auth:token")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -37,7 +38,8 @@ class LogStreams:
         self._r.expire(key, STREAM_TTL)
 
     def read(self, stream: str) -> list[LogEvent]:
-        return [_event(fields) for _, fields in self._r.xrange(self._key(stream))]
+        entries: list[tuple[Any, dict[Any, Any]]] = self._r.xrange(self._key(stream))  # type: ignore[assignment]
+        return [_event(fields) for _, fields in entries]
 
     def follow(self, stream: str, idle_timeout: float) -> Iterator[LogEvent]:
         """Yield events from the start until an "end" event; stop after ``idle_timeout``
@@ -45,7 +47,7 @@ class LogStreams:
         key = self._key(stream)
         last = "0-0"
         while True:
-            answer = self._r.xread({key: last}, block=int(idle_timeout * 1000), count=100)
+            answer: Any = self._r.xread({key: last}, block=int(idle_timeout * 1000), count=100)
             if not answer:
                 yield LogEvent("end", f"no output for {idle_timeout:.0f} s: gave up", ok=False)
                 return
@@ -57,7 +59,8 @@ class LogStreams:
                     return
 
 
-def _event(fields: dict[bytes, bytes]) -> LogEvent:
+def _event(fields: dict[Any, Any]) -> LogEvent:
+    """Fields as redis-py returns them (bytes keys and values)."""
     return LogEvent(
         kind=fields[b"kind"].decode(),
         text=fields.get(b"text", b"").decode(),

@@ -6,6 +6,7 @@ Keys are namespaced by the platform instance so that two platforms may share one
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -73,7 +74,7 @@ class Store:
         return App(**json.loads(raw))
 
     def app_names(self) -> list[str]:
-        return sorted(k.decode() for k in self._r.hkeys(self._k("apps")))
+        return sorted(_text(k) for k in self._r.hkeys(self._k("apps")))
 
     def list_apps(self) -> list[App]:
         raw = self._r.hgetall(self._k("apps"))
@@ -85,7 +86,8 @@ class Store:
         self._r.rpush(self._k("app", release.app, "releases"), json.dumps(asdict(release)))
 
     def releases(self, app: str) -> list[Release]:
-        return [_release_from_json(r) for r in self._r.lrange(self._k("app", app, "releases"), 0, -1)]
+        raw = self._r.lrange(self._k("app", app, "releases"), 0, -1)
+        return [_release_from_json(r) for r in raw]
 
     def current_release(self, app: str) -> Release | None:
         raw = self._r.lindex(self._k("app", app, "releases"), -1)
@@ -98,15 +100,16 @@ class Store:
 
     def config(self, app: str) -> dict[str, str]:
         raw = self._r.hgetall(self._k("app", app, "config"))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {_text(k): _text(v) for k, v in raw.items()}
 
     def formation(self, app: str) -> dict[str, int]:
         raw = self._r.hgetall(self._k("app", app, "formation"))
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {_text(k): int(v) for k, v in raw.items()}
 
     def set_formation(self, app: str, counts: Mapping[str, int]) -> None:
         if counts:
-            self._r.hset(self._k("app", app, "formation"), mapping=dict(counts))
+            for ptype, count in counts.items():
+                self._r.hset(self._k("app", app, "formation"), ptype, count)
 
     # --- locks --------------------------------------------------------------------------------
 
@@ -119,10 +122,8 @@ class Store:
             yield bool(acquired)
         finally:
             if acquired:
-                try:
+                with contextlib.suppress(LockError):  # expired meanwhile
                     lock.release()
-                except LockError:
-                    pass  # expired meanwhile: nothing to release
 
     # --- builds -------------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ class Store:
 
     def token_owner(self, token: str) -> str | None:
         owner = self._r.hget(self._k("tokens"), _token_hash(token))
-        return None if owner is None else owner.decode()
+        return None if owner is None else _text(owner)
 
     # --- SSH keys ------------------------------------------------------------------------------
 
@@ -161,7 +162,11 @@ class Store:
 
     def ssh_keys(self) -> dict[str, str]:
         raw = self._r.hgetall(self._k("sshkeys"))
-        return {k.decode(): v.decode() for k, v in sorted(raw.items())}
+        return {_text(k): _text(v) for k, v in sorted(raw.items())}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _token_hash(token: str) -> str:

@@ -118,6 +118,20 @@ def logs(name: str) -> Any:
     return {"lines": _services().app_logs(validate_app_name(name), int(raw))}
 
 
+@api.get("/ssh-keys")
+def ssh_keys() -> Any:
+    return {"keys": [{"name": n, "fingerprint": f} for n, f in _services().ssh_keys().items()]}
+
+
+@api.post("/ssh-keys")
+def add_ssh_key() -> Any:
+    body = _body()
+    name, key = body.get("name"), body.get("key")
+    if not isinstance(name, str) or not isinstance(key, str):
+        raise InvalidInput('Send {"name": "alice@laptop", "key": "ssh-ed25519 AAAA..."}.')
+    return {"name": name, "fingerprint": _services().add_ssh_key(name, key)}, 201
+
+
 def register_errors(app: Flask) -> None:
     """The one mapping from errors to HTTP answers."""
 
@@ -131,6 +145,7 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
-        response = jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description})
+        kind = exc.name.lower().replace(" ", "_")
+        response = jsonify({"error": kind, "message": exc.description})
         response.status_code = exc.code or 500
         return response
