@@ -49,7 +49,8 @@ def plan(desired: Iterable[DesiredReplica], observed: Iterable[Replica]) -> Plan
             remove.append(replica.container_id)
             continue
         target = wanted.get(replica.key)
-        if target is not None and target.release == replica.release and replica.key not in satisfied:
+        fits = target is not None and target.release == replica.release
+        if fits and replica.key not in satisfied:
             satisfied.add(replica.key)
         else:
             retire.append(replica.container_id)

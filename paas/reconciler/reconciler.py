@@ -26,7 +26,7 @@ from paas.model import (
     ReplicaKey,
     ReplicaState,
 )
-from paas.network import Network
+from paas.network import Attachment, Network
 from paas.reconciler.plan import Plan, desired_replicas, plan
 from paas.router.nginx import Router
 from paas.runtime.runtime import Runtime
@@ -136,7 +136,7 @@ class Reconciler:
         for cid in self._p.network.attached():
             if cid not in ids:
                 self._p.network.detach(cid)
-        self._p.network.cleanup_orphans()
+        self._p.network.remove_orphans()
         for app in self._p.router.apps() - apps:
             self._p.router.remove_app(app)
 
@@ -180,7 +180,7 @@ class Reconciler:
         except Exception:
             self._teardown(cid)
             raise
-        return cid, attachment.address
+        return cid, str(attachment.address)
 
     def _wait_serving(self, want: DesiredReplica, cid: str, address: str) -> None:
         """A web replica serves when its port accepts; any replica must stay up."""
@@ -231,7 +231,7 @@ def _exit_text(info: ContainerInfo | None) -> str:
     return f" (exit {info.exit_code})"
 
 
-def _replica(info: ContainerInfo, address: object) -> Replica | None:
+def _replica(info: ContainerInfo, attachment: Attachment | None) -> Replica | None:
     labels = info.labels
     if not all(k in labels for k in _LABELS):
         return None
@@ -250,7 +250,7 @@ def _replica(info: ContainerInfo, address: object) -> Replica | None:
         key=key,
         release=release,
         state=state,
-        address=getattr(address, "address", None),
+        address=None if attachment is None else str(attachment.address),
         started_at=info.started_at,
         exit_code=info.exit_code,
         reason="out of memory" if info.oom_killed else None,
