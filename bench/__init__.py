@@ -1,0 +1,1 @@
+"""Benchmarks of the platform against the parts it is built on; run with `make bench`."""

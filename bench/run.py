@@ -1,0 +1,123 @@
+"""Run every benchmark, print the figures, and rewrite the generated part of
+``docs/benchmarks.md``.
+
+    python bench/run.py [--quick]      # `make bench`; --quick: fewer runs, for a smoke test
+
+Only the text between the ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` markers is
+rewritten; everything outside them is kept as written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `bench` and `paas` importable
+    sys.path.insert(0, str(ROOT))
+
+from bench import container_start  # noqa: E402
+from bench.common import Table, duration, machine  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+COMMAND = "make bench"
+DOC_TEMPLATE = f"""# Benchmarks
+
+What the platform costs on top of the parts it is built on, measured on a real host with
+the real parts (runc, overlayfs, network namespaces, veth pairs on a Linux bridge).
+`{COMMAND}` (that is, `.venv/bin/python bench/run.py`) runs every benchmark as root, each on
+its own bridge, subnet and temp dirs, removes all it made, and rewrites the figures below.
+Each table says what its figures mean. Everything between the `bench:begin` and `bench:end`
+markers is generated; text outside them is kept.
+
+{BEGIN}
+{END}
+"""
+
+Measure = Callable[[int], dict[str, float]]
+
+
+def _redeploy() -> Measure | None:
+    """``bench.redeploy.measure`` if that benchmark exists."""
+    try:
+        module = importlib.import_module("bench.redeploy")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench.redeploy":
+            raise
+        return None
+    measure: Measure = module.measure
+    return measure
+
+
+def _generic_table(title: str, about: str, result: dict[str, float]) -> Table:
+    rows: list[tuple[str, ...]] = [
+        (key, duration(value) if key.endswith("_s") else f"{value:.4g}")
+        for key, value in result.items()
+    ]
+    return Table(title, about, ("", "value"), rows)
+
+
+def _generated(tables: list[Table], quick: bool) -> str:
+    info = machine()
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = f"{COMMAND} (`bench/run.py --quick`)" if quick else f"`{COMMAND}`"
+    lines = [
+        f"Generated on {now} by {command}, on a host with {info['nproc']} CPUs "
+        f"and {info['memory']} of memory; kernel `{info['kernel']}`; {info['runc']}.",
+    ]
+    if quick:
+        lines.append("\nA quick run (few runs): figures are rough.")
+    for t in tables:
+        lines += ["", t.markdown()]
+    return "\n".join(lines)
+
+
+def write_doc(block: str, path: Path = DOC) -> None:
+    """Replace the generated block of ``path`` (created from a template if missing; the block
+    is appended if the markers are missing)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else DOC_TEMPLATE
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+        start, end = text.find(BEGIN), text.find(END)
+    text = text[: start + len(BEGIN)] + "\n" + block.strip("\n") + "\n" + text[end:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmarks; update the docs.")
+    parser.add_argument("--quick", action="store_true", help="fewer runs (3 and 2)")
+    parser.add_argument("--no-doc", action="store_true", help=f"do not rewrite {DOC.name}")
+    args = parser.parse_args(argv)
+
+    tables: list[Table] = []
+    print("container start ...", flush=True)
+    tables.append(container_start.table(container_start.measure(3 if args.quick else 10)))
+    print(tables[-1].text(), end="\n\n", flush=True)
+
+    redeploy = _redeploy()
+    if redeploy is None:
+        print("redeploy: bench/redeploy.py not present, skipped", end="\n\n")
+    else:
+        print("redeploy ...", flush=True)
+        runs = 2 if args.quick else 5
+        about = f"Warm redeploy (median over {runs} runs); see `bench/redeploy.py`."
+        tables.append(_generic_table("Redeploy", about, redeploy(runs)))
+        print(tables[-1].text(), end="\n\n", flush=True)
+
+    if not args.no_doc:
+        write_doc(_generated(tables, args.quick))
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
