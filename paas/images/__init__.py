@@ -1,0 +1,1 @@
+"""Images: base stacks, content-addressed layers and image manifests."""

@@ -1,0 +1,121 @@
+"""Buildpack builds for real: the Python buildpack in runc build containers over the stack.
+
+They download from the package index, through the host's proxy settings and CA bundle.
+The stack and its fixtures come from ``test_images_stack.py`` (kept under
+``PAAS_TEST_STACK_ROOT``); the app layers these tests make are removed again.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paas.build.buildpack import BuildpackBuilder
+from paas.errors import BuildFailed
+from paas.images.layers import LayerStore
+from paas.runtime.runtime import Runtime
+from paas.settings import Limits
+from tests.integration.test_images_stack import (  # noqa: F401  (fixtures)
+    layers_fixture,
+    runtime_fixture,
+    stack_fixture,
+)
+
+pytestmark = pytest.mark.root
+
+BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
+LIMITS = Limits(memory_bytes=512 * 1024**2, cpu=2.0, pids=256)
+
+
+@pytest.fixture
+def new_layers(layers: LayerStore, stack: tuple[str, ...]) -> Iterator[None]:
+    """Remove the layers a test commits (the stack's stay for the next run)."""
+    before = set(os.listdir(layers.layers_dir))
+    yield
+    for name in set(os.listdir(layers.layers_dir)) - before - set(stack):
+        shutil.rmtree(layers.layers_dir / name)
+
+
+@pytest.fixture
+def builder(runtime: Runtime, layers: LayerStore) -> BuildpackBuilder:
+    return BuildpackBuilder(runtime, layers, BUILDPACKS)
+
+
+def _app(root: Path, requirements: str, **files: str) -> Path:
+    source = root / "src"
+    source.mkdir()
+    (source / "requirements.txt").write_text(requirements)
+    for name, text in files.items():
+        (source / name).write_text(text)
+    return source
+
+
+@pytest.mark.usefixtures("new_layers")
+def test_python_app_builds_and_reuses_its_cache(
+    builder: BuildpackBuilder, layers: LayerStore, stack: tuple[str, ...], tmp_path: Path
+) -> None:
+    source = _app(tmp_path, "six\n", **{"app.py": "import six\n"})
+    cache = tmp_path / "cache"
+    lines: list[str] = []
+    started = time.monotonic()
+    first = builder.build(
+        "hello", source, stack, {"GREETING": "hi"}, cache, lines.append, LIMITS, 300
+    )
+    cold = time.monotonic() - started
+    assert first.buildpack == "Python"
+    assert first.process_types == {}
+    assert "-----> Python app detected" in lines
+    assert "-----> Creating a virtualenv in /app/.venv" in lines
+    layer = layers.path(first.layer)
+    assert sorted(os.listdir(layer)) == ["app"]
+    assert (layer / "app/app.py").read_text() == "import six\n"
+    site = list((layer / "app/.venv/lib").glob("python3*/site-packages/six.py"))
+    assert site, "six is installed in the app's venv"
+    profile = (layer / "app/.profile.d/python.sh").read_text()
+    assert "/app/.venv/bin" in profile and "PYTHONUNBUFFERED=1" in profile
+    assert (cache / "venv/bin/python").exists(), "the venv is kept for the next build"
+
+    lines.clear()
+    started = time.monotonic()
+    second = builder.build("hello", source, stack, {}, cache, lines.append, LIMITS, 300)
+    warm = time.monotonic() - started
+    assert second.buildpack == "Python"
+    assert "-----> Restoring the virtualenv from the build cache" in lines
+    assert any("Requirement already satisfied: six" in line for line in lines), lines
+    assert (layers.path(second.layer) / "app/.venv/bin/python").exists()
+    print(f"cold build {cold:.1f} s, warm build {warm:.1f} s")
+
+
+@pytest.mark.usefixtures("new_layers")
+def test_missing_requirement_fails_naming_it(
+    builder: BuildpackBuilder, layers: LayerStore, stack: tuple[str, ...], tmp_path: Path
+) -> None:
+    missing = "paas-no-such-package-" + secrets.token_hex(4)
+    source = _app(tmp_path, f"{missing}==1.0\n")
+    lines: list[str] = []
+    before = set(os.listdir(layers.layers_dir))
+    with pytest.raises(BuildFailed) as failure:
+        builder.build("broken", source, stack, {}, tmp_path / "cache", lines.append, LIMITS, 300)
+    assert missing in failure.value.message
+    assert "bin/compile" in failure.value.message
+    assert any(missing in line for line in lines), "pip's output streams to the caller"
+    assert set(os.listdir(layers.layers_dir)) == before
+    assert os.listdir(layers.layers_dir / ".tmp") == []
+
+
+@pytest.mark.usefixtures("new_layers")
+def test_app_no_buildpack_detects_is_rejected(
+    builder: BuildpackBuilder, stack: tuple[str, ...], tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "index.html").write_text("<p>hi</p>\n")
+    with pytest.raises(BuildFailed) as failure:
+        builder.build("static", source, stack, {}, tmp_path / "cache", print, LIMITS, 60)
+    assert "requirements.txt" in failure.value.message
