@@ -27,7 +27,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=5)
+    return redis.Redis.from_url(
+        settings.effective_redis_url, socket_connect_timeout=5, socket_timeout=30
+    )
 
 
 def repo_owner(settings: Settings) -> tuple[int, int] | None:

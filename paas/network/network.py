@@ -20,9 +20,15 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2 import config as pyroute2_config
 
 from paas.errors import InvalidInput, PlatformError
 from paas.network.leases import Leases, gateway_of
+
+# pyroute2 forks short-lived children for netns work and ends them with SIGTERM. Unless told
+# otherwise, a child keeps the handlers of the process it was forked from; in a Celery pool
+# worker that handler reports the *worker* lost, and the pool then kills the worker mid-task.
+pyroute2_config.disable_mp_signal = True
 
 NETNS_DIR = Path("/run/netns")
 IFNAMSIZ = 15

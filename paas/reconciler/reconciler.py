@@ -37,6 +37,7 @@ from paas.state.store import Store
 Log = Callable[[str], None]
 
 _LABELS = ("app", "process_type", "index", "release")
+SETTLE = 1.0  # seconds a new replica must stay up after it first serves
 
 
 def _quiet(_: str) -> None:
@@ -183,8 +184,10 @@ class Reconciler:
         return cid, str(attachment.address)
 
     def _wait_serving(self, want: DesiredReplica, cid: str, address: str) -> None:
-        """A web replica serves when its port accepts; any replica must stay up."""
+        """A web replica serves when its port accepts; every replica must then stay up for
+        ``SETTLE`` seconds (servers such as gunicorn listen before their app has loaded)."""
         deadline = time.monotonic() + self._s.boot_timeout
+        up_since: float | None = None
         while True:
             info = self._p.runtime.get(cid)
             if info is None or info.status != "running":
@@ -192,9 +195,13 @@ class Reconciler:
                     f"{want.key.dyno} exited during start-up"
                     f"{_exit_text(info)}.{self._log_tail(cid)}"
                 )
-            if want.key.process_type != WEB or _accepts(address, CONTAINER_PORT):
+            if up_since is None and (
+                want.key.process_type != WEB or _accepts(address, CONTAINER_PORT)
+            ):
+                up_since = time.monotonic()
+            if up_since is not None and time.monotonic() - up_since >= SETTLE:
                 return
-            if time.monotonic() > deadline:
+            if up_since is None and time.monotonic() > deadline:
                 raise DeployFailed(
                     f"{want.key.dyno} did not listen on PORT ({CONTAINER_PORT}) within "
                     f"{self._s.boot_timeout:.0f} s. Make the web process bind 0.0.0.0:$PORT."

@@ -3,6 +3,7 @@ any number of readers, including ones that attach late (pub/sub would lose those
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import redis
 
 STREAM_TTL = 7 * 24 * 3600
+POLL_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,16 @@ class LogStreams:
         seconds without any event (the producer died), yielding a failed "end"."""
         key = self._key(stream)
         last = "0-0"
+        idle_since = time.monotonic()
         while True:
-            answer: Any = self._r.xread({key: last}, block=int(idle_timeout * 1000), count=100)
+            # Short blocking reads, so no socket timeout of the client cuts a long wait.
+            answer: Any = self._r.xread({key: last}, block=POLL_MS, count=100)
             if not answer:
-                yield LogEvent("end", f"no output for {idle_timeout:.0f} s: gave up", ok=False)
-                return
+                if time.monotonic() - idle_since > idle_timeout:
+                    yield LogEvent("end", f"no output for {idle_timeout:.0f} s: gave up", ok=False)
+                    return
+                continue
+            idle_since = time.monotonic()
             for entry_id, fields in answer[0][1]:
                 last = entry_id
                 event = _event(fields)
