@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `paas` importable
     sys.path.insert(0, str(ROOT))
 
-from bench import container_start  # noqa: E402
-from bench.common import Table, duration, machine  # noqa: E402
+from bench import container_start, redeploy  # noqa: E402
+from bench.common import Table, machine  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -38,29 +36,6 @@ markers is generated; text outside them is kept.
 {BEGIN}
 {END}
 """
-
-Measure = Callable[[int], dict[str, float]]
-
-
-def _redeploy() -> Measure | None:
-    """``bench.redeploy.measure`` if that benchmark exists."""
-    try:
-        module = importlib.import_module("bench.redeploy")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bench.redeploy":
-            raise
-        return None
-    measure: Measure = module.measure
-    return measure
-
-
-def _generic_table(title: str, about: str, result: dict[str, float]) -> Table:
-    rows: list[tuple[str, ...]] = [
-        (key, duration(value) if key.endswith("_s") else f"{value:.4g}")
-        for key, value in result.items()
-    ]
-    return Table(title, about, ("", "value"), rows)
-
 
 def _generated(tables: list[Table], quick: bool) -> str:
     info = machine()
@@ -103,15 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     tables.append(container_start.table(container_start.measure(3 if args.quick else 10)))
     print(tables[-1].text(), end="\n\n", flush=True)
 
-    redeploy = _redeploy()
-    if redeploy is None:
-        print("redeploy: bench/redeploy.py not present, skipped", end="\n\n")
-    else:
-        print("redeploy ...", flush=True)
-        runs = 2 if args.quick else 5
-        about = f"Warm redeploy (median over {runs} runs); see `bench/redeploy.py`."
-        tables.append(_generic_table("Redeploy", about, redeploy(runs)))
-        print(tables[-1].text(), end="\n\n", flush=True)
+    print("redeploy ...", flush=True)
+    tables.append(redeploy.table(redeploy.measure(2 if args.quick else 5)))
+    print(tables[-1].text(), end="\n\n", flush=True)
 
     if not args.no_doc:
         write_doc(_generated(tables, args.quick))

@@ -19,8 +19,8 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
-# The distribution's units would start system-wide copies we do not use.
-for unit in nginx redis-server ssh; do
+# The distribution's nginx would hold port 80, which the router takes.
+for unit in nginx; do
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
 done
 

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.platform_fixture import Platform, new_platform
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[Platform]:
+    if os.geteuid() != 0:
+        pytest.skip("the platform needs root")
+    p = new_platform("198.19.240.0/24")
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+        p.uninstall()
+        shutil.rmtree(p.root, ignore_errors=True)
+        p.log_path.unlink(missing_ok=True)
