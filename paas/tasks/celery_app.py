@@ -31,6 +31,8 @@ def create_celery(settings: Settings, services: Callable[[], Services] | None = 
             "reconcile-all": {"task": RECONCILE_ALL, "schedule": RECONCILE_EVERY},
         },
         worker_hijack_root_logger=False,
+        # Platforms sharing one external Redis must not take each other's tasks.
+        task_default_queue=f"paas-{settings.instance}",
     )
 
     @cache

@@ -188,6 +188,10 @@ def test_push_over_ssh_creates_app_and_deploys(platform: Platform, tmp_path: Pat
     assert "remote: -----> Building viassh" in push.stderr, push.stderr
     assert platform.get("viassh.paas.test") == (200, "ssh hello from viassh\n")
 
+    bad = git(repo, "push", f"ssh://paas@127.0.0.1:{platform.ssh_port}/Bad_Name", "main",
+              env={"GIT_SSH_COMMAND": ssh}, check=False)
+    assert bad.returncode != 0 and "Invalid app name" in bad.stderr, bad.stderr
+
     (repo / "app.py").write_text(APP_PY.replace("{greeting}", "changed"))
     commit(repo, "change greeting")
     git(repo, "push", remote, "main", env={"GIT_SSH_COMMAND": ssh})
