@@ -97,6 +97,7 @@ class ReplicaKey:
 class DesiredReplica:
     key: ReplicaKey
     release: int
+    generation: int = 0  # bumped by ps:restart: replicas of an older generation are replaced
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,4 @@ class Replica:
     started_at: float | None
     exit_code: int | None = None
     reason: str | None = None
+    generation: int = 0

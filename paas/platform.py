@@ -153,6 +153,14 @@ def ensure_token(settings: Settings) -> str:
         _write(path, token + "\n", 0o600)
     if store.token_owner(token) is None:
         store.add_token("admin", token)
+    # SSH commands run as the SSH user and reach the API with a token of their own.
+    relay = settings.ssh_token_file
+    if not relay.exists():
+        gid = pwd.getpwnam(settings.ssh_user).pw_gid
+        _write(relay, secrets.token_urlsafe(32) + "\n", 0o640, gid=gid)
+    relay_token = relay.read_text().strip()
+    if store.token_owner(relay_token) is None:
+        store.add_token("ssh", relay_token)
     return token
 
 

@@ -12,34 +12,48 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from paas.build.buildpack import BuildpackBuilder
-from paas.errors import BuildFailed, InvalidInput, PaasError
+from paas.errors import BuildFailed, Conflict, DeployFailed, InvalidInput, NotFound, PaasError
 from paas.gitserver.repos import RepoStore
 from paas.gitserver.sshd import authorized_keys_line, parse_public_key, validate_key_name
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
-from paas.model import WEB, App, Image, Release, Replica, validate_app_name
+from paas.model import (
+    WEB,
+    App,
+    Image,
+    Release,
+    Replica,
+    validate_app_name,
+    validate_config_key,
+)
 from paas.procfile import parse_procfile, validate_process_type
 from paas.reconciler.reconciler import Reconciler
+from paas.router.nginx import validate_server_name
 from paas.runtime.runtime import Runtime
 from paas.settings import Settings
+from paas.state.events import Events
 from paas.state.logstream import LogStreams
-from paas.state.store import Build, Store
+from paas.state.store import Build, Operation, Store
 
 log = logging.getLogger(__name__)
 
 MAX_SCALE = 50
 
 
+OPERATION_KINDS = ("config", "rollback", "restart", "stop", "start", "route", "destroy")
+
+
 class TaskQueue(Protocol):
     def enqueue_deploy(self, build_id: str) -> None: ...
     def enqueue_reconcile(self, app: str) -> None: ...
+    def enqueue_operation(self, op_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class AppInfo:
     web_url: str
     git_http: str
     git_ssh: str
+    domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class Services:
     settings: Settings
     store: Store
     logs: LogStreams
+    events: Events
     repos: RepoStore
     queue: TaskQueue
     # Worker side (None in processes that only record desired state).
@@ -91,13 +107,14 @@ class Services:
             web_url=f"http://{name}.{s.domain}{port}/",
             git_http=f"{s.api_url}/git/{name}.git",
             git_ssh=f"ssh://{s.ssh_user}@{host}:{s.ssh_port}/{name}",
+            domains=tuple(self.store.domains(name)),
         )
 
     # --- pushes and deploys ---------------------------------------------------------------------
 
-    def push_received(self, app: str, rev: str) -> Build:
+    def push_received(self, app: str, rev: str, actor: str = "git") -> Build:
         self.ensure_app(app)
-        build = self.store.new_build(app, rev)
+        build = self.store.new_build(app, rev, actor)
         self.logs.append(build.id, f"Build {build.id} queued for {rev[:7]}")
         self.queue.enqueue_deploy(build.id)
         return build
@@ -114,6 +131,7 @@ class Services:
                 self.store.save_build(replace(build, status="running"))
                 release = worker.build_and_release(self, build, out)
             self.store.save_build(replace(build, status="succeeded", release=release.version))
+            self.events.emit(build.app, "deploy", f"{release.name} by {build.actor}")
             url = self.app_info(build.app).web_url
             self.logs.finish(build_id, True, f"Released {release.name}: {url}")
         except PaasError as exc:
@@ -125,7 +143,115 @@ class Services:
             self.logs.finish(build_id, False, f"Internal error: {exc}. See the worker's log.")
             raise
 
+    # --- changes carried out by the worker ------------------------------------------------------
+
+    def request(
+        self, app: str, kind: str, params: Mapping[str, Any], actor: str, wait: float = 600.0
+    ) -> str:
+        """Queue a change of ``app`` and wait for it; returns its closing message, or raises
+        ``DeployFailed`` with the reason (the app then runs as before)."""
+        self.store.get_app(app)
+        op = self.store.new_operation(app, kind, params, actor)
+        self.queue.enqueue_operation(op.id)
+        for event in self.logs.follow(op.id, wait):
+            if event.kind == "end":
+                if not event.ok:
+                    raise DeployFailed(event.text)
+                return event.text
+        raise DeployFailed(f"{kind} of {app} did not finish.")
+
+    def operate(self, op_id: str) -> None:
+        """Carry out a queued change (worker side), under the app's lock."""
+        op = self.store.get_operation(op_id)
+        if self.logs.read(op_id):
+            return  # a redelivered task: it already ran
+        out = _Output(self.logs, op_id)
+        try:
+            with self.store.app_lock(op.app):
+                message = self._worker().operate(self, op, out)
+            self.logs.finish(op_id, True, message)
+        except PaasError as exc:
+            self.logs.finish(op_id, False, exc.message)
+        except Exception as exc:
+            log.exception("operation %s failed", op_id)
+            self.logs.finish(op_id, False, f"Internal error: {exc}. See the worker's log.")
+            raise
+
+    # --- config ---------------------------------------------------------------------------------
+
+    def config(self, app: str) -> dict[str, str]:
+        self.store.get_app(app)
+        return self.store.config(app)
+
+    def set_config(
+        self, app: str, values: Mapping[str, str], unset: Sequence[str], restart: bool, actor: str
+    ) -> str | None:
+        """Change config; with ``restart`` a new release runs it. Returns that release's name."""
+        self.store.get_app(app)
+        for key, value in values.items():
+            validate_config_key(key)
+            if not isinstance(value, str) or "\0" in value:
+                raise InvalidInput(f"The value of {key} must be text without NUL characters.")
+        for key in unset:
+            validate_config_key(key)
+        if not values and not unset:
+            raise InvalidInput("Give at least one KEY=VALUE to set or KEY to unset.")
+        params = {"set": dict(values), "unset": list(unset), "restart": restart}
+        message = self.request(app, "config", params, actor)
+        return message.split()[1] if message.startswith("Released ") else None
+
+    # --- releases -------------------------------------------------------------------------------
+
+    def releases(self, app: str) -> list[Release]:
+        self.store.get_app(app)
+        return list(reversed(self.store.releases(app)))
+
+    def rollback(self, app: str, version: int, actor: str) -> str:
+        self.store.get_app(app)
+        self.store.release(app, version)  # a clear NotFound before queueing
+        return self.request(app, "rollback", {"version": version}, actor)
+
+    # --- domains --------------------------------------------------------------------------------
+
+    def domains(self, app: str) -> list[str]:
+        self.store.get_app(app)
+        return self.store.domains(app)
+
+    def add_domain(self, app: str, domain: str, actor: str) -> None:
+        self.store.get_app(app)
+        name = validate_server_name(domain.strip().lower())
+        if name.endswith(f".{self.settings.domain}") and name != f"{app}.{self.settings.domain}":
+            raise Conflict(f"{name} is under the platform's domain; it belongs to another app.")
+        self.store.add_domain(app, name)
+        self.events.emit(app, "router", f"domain {name} added by {actor}")
+        self.request(app, "route", {}, actor)
+
+    def remove_domain(self, app: str, domain: str, actor: str) -> None:
+        self.store.get_app(app)
+        self.store.remove_domain(app, domain.strip().lower())
+        self.events.emit(app, "router", f"domain {domain} removed by {actor}")
+        self.request(app, "route", {}, actor)
+
+    # --- destroying -----------------------------------------------------------------------------
+
+    def destroy_app(self, app: str, confirm: str | None, actor: str) -> None:
+        self.store.get_app(app)
+        if confirm != app:
+            raise InvalidInput(f"To destroy {app}, confirm with its name ({app}).")
+        self.request(app, "destroy", {}, actor)
+
     # --- processes ------------------------------------------------------------------------------
+
+    def restart(self, app: str, process_type: str | None, actor: str) -> str:
+        if process_type is not None:
+            validate_process_type(process_type)
+        return self.request(app, "restart", {"process_type": process_type}, actor)
+
+    def stop(self, app: str, actor: str) -> str:
+        return self.request(app, "stop", {}, actor)
+
+    def start(self, app: str, actor: str) -> str:
+        return self.request(app, "start", {}, actor)
 
     def scale(self, app: str, changes: Mapping[str, int]) -> dict[str, int]:
         self.store.get_app(app)
@@ -268,7 +394,7 @@ class WorkerParts:
             git_rev=build.rev,
             description=f"Deploy {build.rev[:7]}",
             created_at=time.time(),
-            created_by="git",
+            created_by=build.actor,
         )
         if not store.formation(app):
             store.set_formation(app, {p: (1 if p == WEB else 0) for p in processes})
@@ -276,6 +402,90 @@ class WorkerParts:
         self.reconciler.reconcile_app(app, release, out)
         store.add_release(release)
         return release
+
+
+    def operate(self, services: Services, op: Operation, out: Callable[[str], None]) -> str:
+        """Carry out ``op``; returns the message the requester sees."""
+        store, app, p = services.store, op.app, op.params
+        current = store.current_release(app)
+        if op.kind == "config":
+            return self._change_config(services, op, current, out)
+        if op.kind == "rollback":
+            target = store.release(app, int(p["version"]))
+            release = self._release(services, target, f"Rollback to {target.name}", op.actor)
+            self.reconciler.reconcile_app(app, release, out)
+            store.add_release(release)
+            store.replace_config(app, target.config)
+            services.events.emit(app, "release", f"{release.name}: rollback to {target.name} "
+                                                 f"by {op.actor}")
+            return f"Released {release.name}: rollback to {target.name}"
+        if op.kind == "restart":
+            if current is None:
+                raise NotFound(f"{app} has no release yet: push to deploy it first.")
+            ptype = p.get("process_type")
+            if ptype is not None and ptype not in current.processes:
+                raise NotFound(f'{app} has no process type "{ptype}".')
+            store.bump_generation(app, [ptype] if ptype else list(current.processes))
+            services.events.emit(app, "restart", f"{ptype or 'all'} by {op.actor}")
+            self.reconciler.reconcile_app(app, None, out)
+            return f"Restarted {ptype or 'all processes'} of {app}"
+        if op.kind in ("stop", "start"):
+            store.set_stopped(app, op.kind == "stop")
+            services.events.emit(app, op.kind, f"by {op.actor}")
+            self.reconciler.reconcile_app(app, None, out)
+            return f"{'Stopped' if op.kind == 'stop' else 'Started'} {app}"
+        if op.kind == "route":
+            self.reconciler.route(app, current)
+            return f"Routed {app}"
+        if op.kind == "destroy":
+            store.set_stopped(app, True)
+            self.reconciler.reconcile_app(app, None, out)
+            self.reconciler.unroute(app)
+            services.repos.delete(app)
+            shutil.rmtree(services.settings.cache_dir / app, ignore_errors=True)
+            services.events.delete(app)
+            store.delete_app(app)
+            return f"Destroyed {app}"
+        raise InvalidInput(f"Unknown operation {op.kind!r}.")
+
+    def _change_config(
+        self, services: Services, op: Operation, current: Release | None,
+        out: Callable[[str], None],
+    ) -> str:
+        store, app = services.store, op.app
+        before = store.config(app)
+        values, unset = dict(op.params["set"]), list(op.params["unset"])
+        after = {k: v for k, v in {**before, **values}.items() if k not in unset}
+        if after == before:
+            return "No change"
+        store.replace_config(app, after)
+        names = ", ".join([*values, *unset])
+        services.events.emit(app, "config", f"{'set' if values else 'unset'} {names} "
+                                            f"by {op.actor}")
+        if current is None or not op.params["restart"]:
+            return "Config changed; it applies from the next deploy"
+        verb = "Set" if values and not unset else "Unset" if unset and not values else "Change"
+        release = replace(
+            self._release(services, current, f"{verb} {names}", op.actor), config=after
+        )
+        try:
+            self.reconciler.reconcile_app(app, release, out)
+        except PaasError:
+            store.replace_config(app, before)  # the new config did not run: keep the old one
+            raise
+        store.add_release(release)
+        return f"Released {release.name}: {release.description}"
+
+    @staticmethod
+    def _release(services: Services, base: Release, description: str, actor: str) -> Release:
+        """A new release with ``base``'s image, processes, revision and config."""
+        return replace(
+            base,
+            version=services.store.next_release_version(base.app),
+            description=description,
+            created_at=time.time(),
+            created_by=actor,
+        )
 
 
 class _Output:

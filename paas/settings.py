@@ -241,6 +241,11 @@ class Settings:
         return self.root / "api-token"
 
     @property
+    def ssh_token_file(self) -> Path:
+        """The API token of SSH commands (readable by the SSH user's group)."""
+        return self.run_dir / "ssh-token"
+
+    @property
     def settings_file(self) -> Path:
         """The settings as ``KEY=VALUE`` lines, for processes started by sshd or git."""
         return self.root / "settings.env"

@@ -19,6 +19,7 @@ from paas.router.nginx import Router
 from paas.runtime.runtime import Runtime
 from paas.services import Services, TaskQueue, WorkerParts
 from paas.settings import Settings
+from paas.state.events import Events
 from paas.state.logstream import LogStreams
 from paas.state.store import Store
 from paas.tasks.celery_app import CeleryQueue, create_celery
@@ -60,6 +61,7 @@ def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
         settings=settings,
         store=Store(client, settings.instance),
         logs=LogStreams(client, settings.instance),
+        events=Events(client, settings.instance),
         repos=RepoStore(settings.repos_dir, PROJECT_DIR / "hooks", repo_owner(settings)),
         queue=queue or CeleryQueue(create_celery(settings)),
     )
@@ -90,6 +92,7 @@ def worker_services(settings: Settings) -> Services:
             runtime=rt,
             network=network(settings),
             router=router(settings),
+            events=base.events,
         )
     )
     worker = WorkerParts(
@@ -104,6 +107,7 @@ def worker_services(settings: Settings) -> Services:
         settings=settings,
         store=base.store,
         logs=base.logs,
+        events=base.events,
         repos=base.repos,
         queue=base.queue,
         worker=worker,

@@ -1,15 +1,70 @@
-"""How a process of a release is launched inside its container: the buildpack's
-``.profile.d`` scripts are sourced first (Heroku's contract), then the Procfile command
-runs under a shell, as Procfile commands are shell command lines."""
+"""How a process of a release is launched: the container spec of one process of a release
+(image layers, environment, ``.profile.d`` prologue, network), shared by replicas and
+one-off runs.
+
+The buildpack's ``.profile.d`` scripts are sourced first (Heroku's contract), then the
+command runs under a shell, as Procfile commands are shell command lines.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from paas.model import CONTAINER_PORT, Image, Release
+from paas.network import Attachment
+from paas.runtime.spec import ContainerSpec
+from paas.settings import Limits
 
 _PROLOGUE = (
     'for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; '
     'eval "$1"'
 )
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def launch_command(command: str) -> tuple[str, ...]:
     """The argv that runs ``command`` (a Procfile command line) in an app container."""
     return ("/bin/sh", "-c", _PROLOGUE, "paas-launch", command)
+
+
+def release_spec(
+    *,
+    container_id: str,
+    release: Release,
+    image: Image,
+    layer_paths: tuple[Path, ...],
+    dyno: str,
+    command: str,
+    attachment: Attachment,
+    limits: Limits,
+    labels: Mapping[str, str],
+) -> ContainerSpec:
+    """The container that runs ``command`` as ``dyno`` of ``release``.
+
+    ``layer_paths`` are the image's layer dirs, bottom first. The app's config overrides the
+    image's environment; PORT, DYNO, PAAS_APP and GIT_REV are always the platform's.
+    """
+    hostname = f"{release.app}-{dyno.replace('.', '-')}"
+    env = {
+        "PATH": DEFAULT_PATH,
+        "HOME": "/app",
+        **image.env,
+        **release.config,
+        "PORT": str(CONTAINER_PORT),
+        "DYNO": dyno,
+        "PAAS_APP": release.app,
+        "GIT_REV": release.git_rev,
+    }
+    return ContainerSpec(
+        id=container_id,
+        lowers=tuple(reversed(layer_paths)),
+        command=launch_command(command),
+        env=env,
+        limits=limits,
+        netns=attachment.netns_path,
+        hostname=hostname,
+        cwd=image.workdir,
+        labels=dict(labels),
+        hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
+    )

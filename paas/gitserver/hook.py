@@ -21,7 +21,9 @@ ZERO = "0" * 40
 IDLE_TIMEOUT = 900.0
 
 
-def pre_receive(services: Services, app: str, lines: Iterable[str], out: TextIO) -> int:
+def pre_receive(
+    services: Services, app: str, lines: Iterable[str], out: TextIO, actor: str = "git"
+) -> int:
     deploys = []
     for line in lines:
         parts = line.split()
@@ -36,7 +38,7 @@ def pre_receive(services: Services, app: str, lines: Iterable[str], out: TextIO)
         print("Push master or main, not both at once.", file=out, flush=True)
         return 1
     try:
-        build = services.push_received(app, deploys[0])
+        build = services.push_received(app, deploys[0], actor)
     except PaasError as exc:
         print(f"!     {exc.message}", file=out, flush=True)
         return 1
@@ -66,4 +68,5 @@ def main(wire: Callable[[Settings], Services], argv: list[str] | None = None) ->
         return 2
     settings = load_settings(os.environ)
     app = os.environ.get("PAAS_APP") or app_from_git_dir(os.environ.get("GIT_DIR", "."))
-    return pre_receive(wire(settings), app, sys.stdin, sys.stdout)
+    actor = os.environ.get("PAAS_PUSHER") or "git"
+    return pre_receive(wire(settings), app, sys.stdin, sys.stdout, actor)

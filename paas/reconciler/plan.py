@@ -21,12 +21,17 @@ class Plan:
 
 
 def desired_replicas(
-    app: str, release: int, formation: Mapping[str, int], processes: Iterable[str]
+    app: str,
+    release: int,
+    formation: Mapping[str, int],
+    processes: Iterable[str],
+    generations: Mapping[str, int] | None = None,
 ) -> list[DesiredReplica]:
     """One desired replica per slot of each process type the release defines."""
     known = set(processes)
+    gens = generations or {}
     return [
-        DesiredReplica(ReplicaKey(app, ptype, index), release)
+        DesiredReplica(ReplicaKey(app, ptype, index), release, gens.get(ptype, 0))
         for ptype, count in sorted(formation.items())
         if ptype in known
         for index in range(1, count + 1)
@@ -36,8 +41,8 @@ def desired_replicas(
 def plan(desired: Iterable[DesiredReplica], observed: Iterable[Replica]) -> Plan:
     """Which containers to remove, start and retire.
 
-    A slot is satisfied by a live (starting or running) container of the desired release;
-    live containers of another release, or of slots no longer desired, are retired; dead
+    A slot is satisfied by a live (starting or running) container of the desired release and
+    generation; other live containers, or those of slots no longer desired, are retired; dead
     containers are always removed; a second live container for one slot is retired.
     """
     wanted = {d.key: d for d in desired}
@@ -49,7 +54,11 @@ def plan(desired: Iterable[DesiredReplica], observed: Iterable[Replica]) -> Plan
             remove.append(replica.container_id)
             continue
         target = wanted.get(replica.key)
-        fits = target is not None and target.release == replica.release
+        fits = (
+            target is not None
+            and target.release == replica.release
+            and target.generation == replica.generation
+        )
         if fits and replica.key not in satisfied:
             satisfied.add(replica.key)
         else:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 
-from paas.build.launch import launch_command
+from paas.build.launch import release_spec
 from paas.errors import DeployFailed
 from paas.images.layers import LayerStore
 from paas.images.store import ImageStore
@@ -30,8 +30,9 @@ from paas.network import Attachment, Network
 from paas.reconciler.plan import Plan, desired_replicas, plan
 from paas.router.nginx import Router
 from paas.runtime.runtime import Runtime
-from paas.runtime.spec import ContainerInfo, ContainerSpec
+from paas.runtime.spec import ContainerInfo
 from paas.settings import Settings
+from paas.state.events import Events
 from paas.state.store import Store
 
 Log = Callable[[str], None]
@@ -53,6 +54,7 @@ class Collaborators:
     runtime: Runtime
     network: Network
     router: Router
+    events: Events
 
 
 class Reconciler:
@@ -82,48 +84,60 @@ class Reconciler:
         New replicas must serve before old ones are retired; if any fails, the new ones are
         removed, the old ones keep serving and ``DeployFailed`` says why.
         """
-        release = release or self._p.store.current_release(app)
+        store = self._p.store
+        release = release or store.current_release(app)
         observed = self.observe(app)
-        if release is None:
+        if release is None or store.stopped(app):
             desired: list[DesiredReplica] = []
         else:
             desired = desired_replicas(
-                app, release.version, self._p.store.formation(app), release.processes
-            )
+                app, release.version, store.formation(app), release.processes,
+                store.generations(app),
+            )  # fmt: skip
         todo = plan(desired, observed)
+        dead = {r.container_id: r for r in observed}
         for cid in todo.remove:
+            self._report_exit(dead[cid])
             self._teardown(cid)
         started: list[tuple[DesiredReplica, str, str]] = []
         try:
             for want in todo.start:
                 assert release is not None
-                log(f"Starting {want.key.dyno} ({release.name})")
+                self._say(app, want.key.dyno, f"starting {release.name}", log)
                 started.append((want, *self._start(want, release)))
             for want, cid, address in started:
                 self._wait_serving(want, cid, address)
-                log(f"{want.key.dyno} is up at {address}")
-        except DeployFailed:
+                self._say(app, want.key.dyno, f"up at {address}", log)
+        except DeployFailed as exc:
             for _, cid, _ in started:
                 self._teardown(cid)
+            self._say(app, "deploy", f"failed: {exc.message.splitlines()[0]}", _quiet)
             raise
-        self.route(app, release)
+        # Retired replicas leave the router before they are stopped.
+        self.route(app, release, exclude=set(todo.retire))
         for cid in todo.retire:
-            log(f"Stopping {cid}")
+            replica = dead[cid]
+            self._say(app, replica.key.dyno, f"stopping ({replica.container_id})", log)
             self._p.runtime.stop(cid, self._s.stop_timeout)
             self._p.network.detach(cid)
         return todo
 
-    def route(self, app: str, release: Release | None) -> None:
-        """Point the app's router entry at its running web replicas of ``release``
-        (or at any running web replica while none of that release runs)."""
+    def route(self, app: str, release: Release | None, exclude: Set[str] = frozenset()) -> None:
+        """Point the app's router entry at its running web replicas of ``release`` (or at any
+        running web replica while none of that release runs), leaving out ``exclude``."""
         web = [
             r for r in self.observe(app)
             if r.key.process_type == WEB and r.state == ReplicaState.RUNNING and r.address
+            and r.container_id not in exclude
         ]
         current = [r for r in web if release is not None and r.release == release.version]
         chosen = current or web
         upstreams = sorted(f"{r.address}:{CONTAINER_PORT}" for r in chosen)
-        self._p.router.set_app(app, [f"{app}.{self._s.domain}"], upstreams)
+        names = [f"{app}.{self._s.domain}", *self._p.store.domains(app)]
+        self._p.router.set_app(app, names, upstreams)
+
+    def unroute(self, app: str) -> None:
+        self._p.router.remove_app(app)
 
     def cleanup(self, known_apps: Iterable[str]) -> None:
         """Remove containers of apps that no longer exist, routes of such apps, and network
@@ -132,6 +146,8 @@ class Reconciler:
         containers = self._p.runtime.list()
         ids = {info.id for info in containers}
         for info in containers:
+            if info.labels.get("run") and info.status == "running":
+                continue  # a one-off run in progress; it removes itself when done
             if info.labels.get("app") not in apps or not all(k in info.labels for k in _LABELS):
                 self._teardown(info.id)
         for cid in self._p.network.attached():
@@ -148,33 +164,22 @@ class Reconciler:
         cid = f"{key.app}.{key.process_type}.{key.index}.v{release.version}.{secrets.token_hex(2)}"
         image = self._p.images.load(release.image_id)
         attachment = self._p.network.attach(cid)
-        hostname = f"{key.app}-{key.process_type}-{key.index}"
-        env = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": "/app",
-            **image.env,
-            **release.config,
-            "PORT": str(CONTAINER_PORT),
-            "DYNO": key.dyno,
-            "PAAS_APP": key.app,
-            "GIT_REV": release.git_rev,
-        }
-        spec = ContainerSpec(
-            id=cid,
-            lowers=tuple(self._p.layers.path(d) for d in reversed(image.layers)),
-            command=launch_command(release.processes[key.process_type]),
-            env=env,
+        spec = release_spec(
+            container_id=cid,
+            release=release,
+            image=image,
+            layer_paths=tuple(self._p.layers.path(d) for d in image.layers),
+            dyno=key.dyno,
+            command=release.processes[key.process_type],
+            attachment=attachment,
             limits=self._s.default_limits,
-            netns=attachment.netns_path,
-            hostname=hostname,
-            cwd=image.workdir,
             labels={
                 "app": key.app,
                 "process_type": key.process_type,
                 "index": str(key.index),
                 "release": str(release.version),
+                "generation": str(want.generation),
             },
-            hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
         )
         try:
             self._p.runtime.start(spec)
@@ -208,6 +213,19 @@ class Reconciler:
                     f"{self._log_tail(cid)}"
                 )
             time.sleep(0.05)
+
+    def _say(self, app: str, source: str, text: str, log: Log) -> None:
+        """An event of the app (shown by ``logs``), also passed to ``log`` (the push)."""
+        self._p.events.emit(app, source, text)
+        log(f"{source}: {text}")
+
+    def _report_exit(self, replica: Replica) -> None:
+        code = replica.exit_code
+        how = "exited" if code == 0 else "crashed"
+        detail = "" if code is None else f", exit {code}"
+        if replica.reason:
+            detail += f" ({replica.reason})"
+        self._p.events.emit(replica.key.app, replica.key.dyno, f"{how}{detail}")
 
     def _log_tail(self, cid: str, lines: int = 15) -> str:
         path = self._p.runtime.log_path(cid)
@@ -252,10 +270,12 @@ def _replica(info: ContainerInfo, attachment: Attachment | None) -> Replica | No
         "creating": ReplicaState.STARTING,
         "created": ReplicaState.STARTING,
     }.get(info.status, ReplicaState.CRASHED if info.exit_code else ReplicaState.STOPPED)
+    generation = labels.get("generation", "0")
     return Replica(
         container_id=info.id,
         key=key,
         release=release,
+        generation=int(generation) if generation.isdigit() else 0,
         state=state,
         address=None if attachment is None else str(attachment.address),
         started_at=info.started_at,

@@ -12,9 +12,10 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import redis
 from redis.exceptions import LockError
@@ -32,6 +33,24 @@ class Build:
     created_at: float
     release: int | None = None
     message: str = ""
+    actor: str = "git"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A change to an app that the worker carries out under the app's lock (config change,
+    rollback, restart, stop, start, re-route, destroy); its output goes to a log stream
+    named by its id, which the requester follows."""
+
+    id: str
+    app: str
+    kind: str
+    params: dict[str, Any]
+    actor: str
+    created_at: float
+
+
+OPERATION_TTL = 24 * 3600
 
 
 def _release_from_json(raw: str | bytes) -> Release:
@@ -96,6 +115,12 @@ class Store:
     def next_release_version(self, app: str) -> int:
         return int(self._r.llen(self._k("app", app, "releases"))) + 1
 
+    def release(self, app: str, version: int) -> Release:
+        raw = self._r.lindex(self._k("app", app, "releases"), version - 1)
+        if raw is None:
+            raise NotFound(f"{app} has no release v{version}. Run paas releases {app}.")
+        return _release_from_json(raw)
+
     # --- config and formation -----------------------------------------------------------------
 
     def config(self, app: str) -> dict[str, str]:
@@ -105,6 +130,70 @@ class Store:
     def formation(self, app: str) -> dict[str, int]:
         raw = self._r.hgetall(self._k("app", app, "formation"))
         return {_text(k): int(v) for k, v in raw.items()}
+
+    def set_config(self, app: str, values: Mapping[str, str], unset: Iterable[str] = ()) -> None:
+        key = self._k("app", app, "config")
+        pipe = self._r.pipeline()
+        if values:
+            pipe.hset(key, mapping=_fields(values))
+        for name in unset:
+            pipe.hdel(key, name)
+        pipe.execute()
+
+    def replace_config(self, app: str, values: Mapping[str, str]) -> None:
+        key = self._k("app", app, "config")
+        pipe = self._r.pipeline()
+        pipe.delete(key)
+        if values:
+            pipe.hset(key, mapping=_fields(values))
+        pipe.execute()
+
+    def generations(self, app: str) -> dict[str, int]:
+        """Restart counters per process type: a replica of an older one is replaced."""
+        raw = self._r.hgetall(self._k("app", app, "generation"))
+        return {_text(k): int(v) for k, v in raw.items()}
+
+    def bump_generation(self, app: str, process_types: Iterable[str]) -> None:
+        for ptype in process_types:
+            self._r.hincrby(self._k("app", app, "generation"), ptype, 1)
+
+    def stopped(self, app: str) -> bool:
+        return bool(self._r.exists(self._k("app", app, "stopped")))
+
+    def set_stopped(self, app: str, stopped: bool) -> None:
+        if stopped:
+            self._r.set(self._k("app", app, "stopped"), "1")
+        else:
+            self._r.delete(self._k("app", app, "stopped"))
+
+    # --- domains ------------------------------------------------------------------------------
+
+    def add_domain(self, app: str, domain: str) -> None:
+        owner = self._r.hget(self._k("domains"), domain)
+        if owner is not None and _text(owner) != app:
+            raise Conflict(f'{domain} is already used by app "{_text(owner)}".')
+        self._r.hsetnx(self._k("domains"), domain, app)
+        self._r.sadd(self._k("app", app, "domains"), domain)
+
+    def remove_domain(self, app: str, domain: str) -> None:
+        if not self._r.srem(self._k("app", app, "domains"), domain):
+            raise NotFound(f"{domain} is not a domain of {app}. Run paas domains {app}.")
+        self._r.hdel(self._k("domains"), domain)
+
+    def domains(self, app: str) -> list[str]:
+        return sorted(_text(d) for d in self._r.smembers(self._k("app", app, "domains")))
+
+    # --- destroying ---------------------------------------------------------------------------
+
+    def delete_app(self, app: str) -> None:
+        """Forget everything about ``app`` (its builds' logs expire on their own)."""
+        for domain in self.domains(app):
+            self._r.hdel(self._k("domains"), domain)
+        for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
+            self._r.delete(self._k("build", _text(build_id)))
+        names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds")
+        self._r.delete(*(self._k("app", app, n) for n in names))
+        self._r.hdel(self._k("apps"), app)
 
     def set_formation(self, app: str, counts: Mapping[str, int]) -> None:
         if counts:
@@ -127,10 +216,10 @@ class Store:
 
     # --- builds -------------------------------------------------------------------------------
 
-    def new_build(self, app: str, rev: str) -> Build:
+    def new_build(self, app: str, rev: str, actor: str = "git") -> Build:
         build = Build(
             id=f"{app}-{secrets.token_hex(6)}", app=app, rev=rev, status="queued",
-            created_at=time.time(),
+            created_at=time.time(), actor=actor,
         )
         self.save_build(build)
         self._r.rpush(self._k("app", app, "builds"), build.id)
@@ -144,6 +233,24 @@ class Store:
         if raw is None:
             raise NotFound(f"Build {build_id} not found.")
         return Build(**json.loads(raw))
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def new_operation(
+        self, app: str, kind: str, params: Mapping[str, Any], actor: str
+    ) -> Operation:
+        op = Operation(
+            id=f"op-{app}-{secrets.token_hex(6)}", app=app, kind=kind, params=dict(params),
+            actor=actor, created_at=time.time(),
+        )  # fmt: skip
+        self._r.set(self._k("op", op.id), json.dumps(asdict(op)), ex=OPERATION_TTL)
+        return op
+
+    def get_operation(self, op_id: str) -> Operation:
+        raw = self._r.get(self._k("op", op_id))
+        if raw is None:
+            raise NotFound(f"Operation {op_id} not found (they are kept for a day).")
+        return Operation(**json.loads(raw))
 
     # --- API tokens ----------------------------------------------------------------------------
 
@@ -164,6 +271,17 @@ class Store:
         raw = self._r.hgetall(self._k("sshkeys"))
         return {_text(k): _text(v) for k, v in sorted(raw.items())}
 
+
+def _fields(values: Mapping[str, str]) -> Any:
+    """A str mapping as redis-py's ``hset`` takes it (its key type is invariant)."""
+    return dict(values)
+
+
+    def builds(self, app: str) -> list[Build]:
+        """The app's builds, newest first."""
+        ids = [_text(i) for i in self._r.lrange(self._k("app", app, "builds"), 0, -1)]
+        raw = self._r.mget([self._k("build", i) for i in reversed(ids)]) if ids else []
+        return [Build(**json.loads(r)) for r in raw if r is not None]
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

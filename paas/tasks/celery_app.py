@@ -14,6 +14,7 @@ from paas.settings import Settings
 DEPLOY = "paas.deploy"
 RECONCILE_APP = "paas.reconcile_app"
 RECONCILE_ALL = "paas.reconcile_all"
+OPERATE = "paas.operate"
 RECONCILE_EVERY = 30.0
 
 
@@ -47,6 +48,10 @@ def create_celery(settings: Settings, services: Callable[[], Services] | None = 
     def deploy(build_id: str) -> None:
         _services().deploy(build_id)
 
+    @app.task(name=OPERATE)  # type: ignore[untyped-decorator]
+    def operate(op_id: str) -> None:
+        _services().operate(op_id)
+
     @app.task(name=RECONCILE_APP)  # type: ignore[untyped-decorator]
     def reconcile_app(app_name: str) -> None:
         _services().reconcile_app(app_name)
@@ -66,6 +71,9 @@ class CeleryQueue:
 
     def enqueue_deploy(self, build_id: str) -> None:
         self._app.send_task(DEPLOY, args=[build_id], task_id=build_id)
+
+    def enqueue_operation(self, op_id: str) -> None:
+        self._app.send_task(OPERATE, args=[op_id], task_id=op_id)
 
     def enqueue_reconcile(self, app: str) -> None:
         self._app.send_task(RECONCILE_APP, args=[app])

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from paas.errors import InvalidInput, PaasError, Unauthorized
-from paas.model import Replica, validate_app_name
+from paas.model import Release, Replica, validate_app_name
 from paas.services import AppInfo, Services
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -31,10 +31,21 @@ def request_token() -> str | None:
     return None
 
 
+SSH_RELAY = "ssh"  # the token owner of SSH commands, which name the key that ran them
+
+
 @api.before_request
 def _authenticate() -> None:
-    if _services().token_owner(request_token()) is None:
+    owner = _services().token_owner(request_token())
+    if owner is None:
         raise Unauthorized("Missing or wrong API token. Run paas auth:token on the platform host.")
+    g.actor = owner
+    if owner == SSH_RELAY:
+        g.actor = request.headers.get("X-Paas-Actor", SSH_RELAY)[:64] or SSH_RELAY
+
+
+def _actor() -> str:
+    return str(g.actor)
 
 
 def _body() -> dict[str, Any]:
@@ -55,6 +66,19 @@ def _app_json(info: AppInfo) -> dict[str, Any]:
         "formation": dict(info.formation),
         "web_url": info.web_url,
         "git_remotes": {"http": info.git_http, "ssh": info.git_ssh},
+        "domains": list(info.domains),
+    }
+
+
+def _release_json(release: Release, current: int | None) -> dict[str, Any]:
+    return {
+        "version": release.version,
+        "name": release.name,
+        "description": release.description,
+        "git_rev": release.git_rev,
+        "created_at": release.created_at,
+        "created_by": release.created_by,
+        "current": release.version == current,
     }
 
 
@@ -90,6 +114,97 @@ def create_app() -> Any:
 @api.get("/apps/<name>")
 def app_info(name: str) -> Any:
     return _app_json(_services().app_info(validate_app_name(name)))
+
+
+@api.delete("/apps/<name>")
+def destroy_app(name: str) -> Any:
+    _services().destroy_app(validate_app_name(name), request.args.get("confirm"), _actor())
+    return {"destroyed": name}
+
+
+@api.get("/apps/<name>/config")
+def get_config(name: str) -> Any:
+    return {"config": _services().config(validate_app_name(name))}
+
+
+@api.patch("/apps/<name>/config")
+def set_config(name: str) -> Any:
+    body = _body()
+    values = body.get("set", {})
+    unset = body.get("unset", [])
+    restart = body.get("restart", True)
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise InvalidInput('"set" must be an object of text values: {"set": {"K": "V"}}.')
+    if not isinstance(unset, list) or not all(isinstance(k, str) for k in unset):
+        raise InvalidInput('"unset" must be a list of keys: {"unset": ["K"]}.')
+    if not isinstance(restart, bool):
+        raise InvalidInput('"restart" must be true or false.')
+    services = _services()
+    release = services.set_config(validate_app_name(name), values, unset, restart, _actor())
+    return {"config": services.config(name), "release": release}
+
+
+@api.get("/apps/<name>/releases")
+def releases(name: str) -> Any:
+    services = _services()
+    listed = services.releases(validate_app_name(name))
+    current = listed[0].version if listed else None
+    return {"releases": [_release_json(r, current) for r in listed]}
+
+
+@api.post("/apps/<name>/rollback")
+def rollback(name: str) -> Any:
+    version = _body().get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidInput('Give the release to roll back to: {"version": 3}.')
+    services = _services()
+    services.rollback(validate_app_name(name), version, _actor())
+    release = services.releases(name)[0]
+    return {"release": release.name, "description": release.description}
+
+
+@api.post("/apps/<name>/ps/restart")
+def restart(name: str) -> Any:
+    body = request.get_json(silent=True) or {}
+    ptype = body.get("process_type") if isinstance(body, dict) else None
+    if ptype is not None and not isinstance(ptype, str):
+        raise InvalidInput('"process_type" must be a process type name, e.g. "web".')
+    _services().restart(validate_app_name(name), ptype, _actor())
+    return {"ok": True}
+
+
+@api.post("/apps/<name>/ps/stop")
+def stop(name: str) -> Any:
+    _services().stop(validate_app_name(name), _actor())
+    return {"ok": True}
+
+
+@api.post("/apps/<name>/ps/start")
+def start(name: str) -> Any:
+    _services().start(validate_app_name(name), _actor())
+    return {"ok": True}
+
+
+@api.get("/apps/<name>/domains")
+def domains(name: str) -> Any:
+    return {"domains": _services().domains(validate_app_name(name))}
+
+
+@api.post("/apps/<name>/domains")
+def add_domain(name: str) -> Any:
+    domain = _body().get("domain")
+    if not isinstance(domain, str):
+        raise InvalidInput('Give the domain: {"domain": "www.example.test"}.')
+    services = _services()
+    services.add_domain(validate_app_name(name), domain, _actor())
+    return {"domains": services.domains(name)}, 201
+
+
+@api.delete("/apps/<name>/domains/<domain>")
+def remove_domain(name: str, domain: str) -> Any:
+    services = _services()
+    services.remove_domain(validate_app_name(name), domain, _actor())
+    return {"domains": services.domains(name)}
 
 
 @api.get("/apps/<name>/ps")

@@ -32,7 +32,7 @@ class FakeServices:
     def logs(self) -> FakeLogs:
         return FakeLogs(self.events)
 
-    def push_received(self, app: str, rev: str) -> Any:
+    def push_received(self, app: str, rev: str, actor: str) -> Any:
         if self.error:
             raise self.error
         self.pushed.append((app, rev))

@@ -54,3 +54,19 @@ def test_plan_is_idempotent_after_applying() -> None:
     after = [replica(f"n{d.key.index}", d.key.process_type, d.key.index, d.release)
              for d in first.start]
     assert plan(desired, after).empty
+
+
+def test_restart_replaces_replicas_of_an_older_generation() -> None:
+    desired = desired_replicas("a", 1, {"web": 1, "worker": 1}, ["web", "worker"], {"web": 2})
+    observed = [
+        Replica("w", ReplicaKey("a", "web", 1), 1, ReplicaState.RUNNING, None, 1.0, generation=1),
+        Replica("k", ReplicaKey("a", "worker", 1), 1, ReplicaState.RUNNING, None, 1.0),
+    ]
+    p = plan(desired, observed)
+    assert [(d.key.dyno, d.generation) for d in p.start] == [("web.1", 2)]
+    assert p.retire == ("w",)
+
+
+def test_stopped_app_retires_everything() -> None:
+    p = plan([], [replica("w1", "web", 1, 1), replica("w2", "web", 2, 1)])
+    assert p.start == () and set(p.retire) == {"w1", "w2"}
