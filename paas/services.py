@@ -288,11 +288,13 @@ class Services:
         return out[-lines:]
 
     def reconcile_app(self, app: str) -> None:
-        with self.store.app_lock(app, wait=0) as acquired:
+        # A change in progress reconciles the app itself; if it does not let go soon, the
+        # periodic pass (every RECONCILE_EVERY seconds) catches up.
+        with self.store.app_lock(app, wait=5.0) as acquired:
             if acquired:
                 self._worker().reconciler.reconcile_app(app)
             else:
-                self.queue.enqueue_reconcile(app)  # busy: try again after the change
+                log.info("reconcile of %s skipped: a change of the app is in progress", app)
 
     def reconcile_all(self) -> None:
         """Boot recovery and drift repair: clean what nothing owns, then every app."""

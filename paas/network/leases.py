@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -61,6 +62,16 @@ class Leases:
         finally:
             os.unlink(tmp)
         raise PlatformError(f"No free address left in {self.subnet}: use a larger PAAS_SUBNET.")
+
+    def age(self, container_id: str) -> float | None:
+        """Seconds since the container's lease was taken (None: it has none)."""
+        address = self.get(container_id)
+        if address is None:
+            return None
+        try:
+            return time.time() - (self.directory / str(address)).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def release(self, container_id: str) -> None:
         for owner, address in self._owners():

@@ -39,6 +39,7 @@ Log = Callable[[str], None]
 
 _LABELS = ("app", "process_type", "index", "release")
 SETTLE = 1.0  # seconds a new replica must stay up after it first serves
+LEASE_GRACE = 120.0  # seconds a lease may exist before its container does
 
 
 def _quiet(_: str) -> None:
@@ -151,7 +152,9 @@ class Reconciler:
             if info.labels.get("app") not in apps or not all(k in info.labels for k in _LABELS):
                 self._teardown(info.id)
         for cid in self._p.network.attached():
-            if cid not in ids:
+            age = self._p.network.leases.age(cid)
+            # A fresh lease belongs to a container being started right now.
+            if cid not in ids and (age is None or age > LEASE_GRACE):
                 self._p.network.detach(cid)
         self._p.network.remove_orphans()
         for app in self._p.router.apps() - apps:

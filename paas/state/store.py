@@ -204,7 +204,8 @@ class Store:
 
     @contextmanager
     def app_lock(self, app: str, wait: float | None = 3600.0) -> Iterator[bool]:
-        """Serialise changes to one app. Yields False when ``wait`` is 0 and it is busy."""
+        """Serialise changes to one app. Yields False if it was not free within ``wait``
+        seconds (0: do not wait)."""
         lock = self._r.lock(self._k("lock", app), timeout=3600, blocking_timeout=wait)
         acquired = lock.acquire(blocking=wait != 0)
         try:
@@ -271,17 +272,17 @@ class Store:
         raw = self._r.hgetall(self._k("sshkeys"))
         return {_text(k): _text(v) for k, v in sorted(raw.items())}
 
-
-def _fields(values: Mapping[str, str]) -> Any:
-    """A str mapping as redis-py's ``hset`` takes it (its key type is invariant)."""
-    return dict(values)
-
-
     def builds(self, app: str) -> list[Build]:
         """The app's builds, newest first."""
         ids = [_text(i) for i in self._r.lrange(self._k("app", app, "builds"), 0, -1)]
         raw = self._r.mget([self._k("build", i) for i in reversed(ids)]) if ids else []
         return [Build(**json.loads(r)) for r in raw if r is not None]
+
+
+def _fields(values: Mapping[str, str]) -> Any:
+    """A str mapping as redis-py's ``hset`` takes it (its key type is invariant)."""
+    return dict(values)
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
