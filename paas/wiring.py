@@ -14,6 +14,7 @@ from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
 from paas.network import Network
+from paas.oneoff import OneOffs
 from paas.reconciler.reconciler import Collaborators, Reconciler
 from paas.router.nginx import Router
 from paas.runtime.runtime import Runtime
@@ -52,6 +53,14 @@ def network(settings: Settings) -> Network:
 
 def runtime(settings: Settings) -> Runtime:
     return Runtime(settings.runc_root, settings.containers_dir, settings.cgroup_parent)
+
+
+def oneoffs(settings: Settings, store: Store) -> OneOffs:
+    """One-off runs, served by the API process (root: it drives runc and netns)."""
+    return OneOffs(
+        store, ImageStore(settings.images_dir), LayerStore(settings.layers_dir),
+        runtime(settings), network(settings), settings.default_limits,
+    )  # fmt: skip
 
 
 def services(settings: Settings, queue: TaskQueue | None = None) -> Services:

@@ -106,7 +106,7 @@ def render_config(
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
-            "terminal": False,
+            "terminal": spec.terminal,
             "user": {"uid": 0, "gid": 0},
             "args": [*INIT, *spec.command],
             "env": [f"{k}={v}" for k, v in env.items()],

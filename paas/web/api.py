@@ -11,8 +11,10 @@ from werkzeug.exceptions import HTTPException
 from paas.errors import InvalidInput, PaasError, Unauthorized
 from paas.model import Release, Replica, validate_app_name
 from paas.services import AppInfo, Services
+from paas.web.api_run import api_run
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+api.register_blueprint(api_run)  # nested: same token check and error answers
 
 MAX_LOG_LINES = 10000
 

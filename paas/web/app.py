@@ -12,6 +12,7 @@ from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from paas.gitserver.http import make_git_wsgi
+from paas.oneoff import OneOffs
 from paas.services import Services
 from paas.web.api import api, register_errors
 
@@ -26,9 +27,12 @@ def hook_env(services: Services) -> Mapping[str, str]:
     }
 
 
-def create_app(services: Services) -> Flask:
+def create_app(services: Services, oneoffs: OneOffs | None = None) -> Flask:
+    """The API over ``services``; one-off runs need ``oneoffs`` (root: runc and netns)."""
     app = Flask(__name__)
     app.extensions["paas.services"] = services
+    if oneoffs is not None:
+        app.extensions["paas.oneoffs"] = oneoffs
     app.register_blueprint(api)
     register_errors(app)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from paas.settings import Settings
 from paas.web.app import create_app
-from paas.wiring import worker_services
+from paas.wiring import oneoffs, worker_services
 
-app = create_app(worker_services(Settings.from_env()))
+_settings = Settings.from_env()
+_services = worker_services(_settings)
+app = create_app(_services, oneoffs(_settings, _services.store))

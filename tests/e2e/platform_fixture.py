@@ -14,6 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import free_subnet
+
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,7 +122,9 @@ class Platform:
             return exc.code, exc.read().decode()
 
 
-def new_platform(subnet: str) -> Platform:
+def new_platform(preferred_subnet: str) -> Platform:
+    """A platform on free ports and a /24 no interface of this host uses yet."""
+    subnet = str(free_subnet(preferred_subnet))
     root = Path(tempfile.mkdtemp(prefix="paas-e2e-", dir="/var/tmp"))
     env = {
         **os.environ,

@@ -3,6 +3,7 @@ bad input, and recovery after the platform and its containers are killed."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -137,7 +138,9 @@ def test_push_over_http_deploys_and_routes(platform: Platform, tmp_path: Path) -
     assert "web.1" in ps.stdout and "running" in ps.stdout and "v1" in ps.stdout
     ps_json = json.loads(platform.cli("ps", "hello", "--json").stdout)
     (replica,) = ps_json["replicas"]
-    assert replica["address"].startswith("198.19.240.")
+    assert ipaddress.IPv4Address(replica["address"]) in ipaddress.IPv4Network(
+        platform.env["PAAS_SUBNET"]
+    )
 
     logs = platform.cli("logs", "hello")
     assert "app[web.1]:" in logs.stdout and "served / for web.1" in logs.stdout, logs.stdout
