@@ -147,8 +147,8 @@ class Reconciler:
         containers = self._p.runtime.list()
         ids = {info.id for info in containers}
         for info in containers:
-            if info.labels.get("run") and info.status == "running":
-                continue  # a one-off run in progress; it removes itself when done
+            if info.labels.get("run") and info.status != "stopped":
+                continue  # a one-off run starting or in progress; it removes itself when done
             if info.labels.get("app") not in apps or not all(k in info.labels for k in _LABELS):
                 self._teardown(info.id)
         for cid in self._p.network.attached():
