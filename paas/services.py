@@ -190,7 +190,7 @@ class Services:
         self.store.get_app(app)
         for key, value in values.items():
             validate_config_key(key)
-            if not isinstance(value, str) or "\0" in value:
+            if not isinstance(value, str) or "\0" in value or not _utf8(value):
                 raise InvalidInput(f"The value of {key} must be text without NUL characters.")
         for key in unset:
             validate_config_key(key)
@@ -198,7 +198,8 @@ class Services:
             raise InvalidInput("Give at least one KEY=VALUE to set or KEY to unset.")
         params = {"set": dict(values), "unset": list(unset), "restart": restart}
         message = self.request(app, "config", params, actor)
-        return message.split()[1] if message.startswith("Released ") else None
+        current = self.store.current_release(app)
+        return current.name if current is not None and message.startswith("Released ") else None
 
     # --- releases -------------------------------------------------------------------------------
 
@@ -488,6 +489,14 @@ class WorkerParts:
             created_at=time.time(),
             created_by=actor,
         )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, as JSON's \\udxxx escapes can make
+        return False
+    return True
 
 
 class _Output:

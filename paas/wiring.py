@@ -10,6 +10,7 @@ import redis
 from paas.build.buildpack import BuildpackBuilder
 from paas.gitserver import hook, ssh
 from paas.gitserver.repos import RepoStore
+from paas.gitserver.ssh_commands import ssh_dispatcher
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
@@ -82,8 +83,12 @@ def hook_main() -> int:
 
 
 def ssh_main() -> int:
-    """``paas-ssh KEYNAME``: sshd's forced command; a push to a new app creates it."""
-    return ssh.main(make_on_push_to_missing=lambda s: services(s).ensure_app)
+    """``paas-ssh KEYNAME``: sshd's forced command; a push to a new app creates it, and
+    other commands run the paas CLI against the local API."""
+    return ssh.main(
+        make_on_push_to_missing=lambda s: services(s).ensure_app,
+        make_dispatcher=ssh_dispatcher,
+    )
 
 
 def worker_services(settings: Settings) -> Services:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,12 @@ def config_path(env: dict[str, str]) -> Path:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where the API is and how to authenticate. ``actor`` names who acts when the token is a
+    relay's (the SSH commands pass the key's name); the API records it in releases."""
+
     url: str
     token: str
+    actor: str | None = None
 
 
 def find_endpoint(env: dict[str, str] | None = None) -> Endpoint:
@@ -55,26 +61,48 @@ def find_endpoint(env: dict[str, str] | None = None) -> Endpoint:
 
 
 class ApiClient:
-    def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
+    # A change (config, rollback, restart) answers once the worker has carried it out, which
+    # may take the server up to 600 s.
+    def __init__(self, endpoint: Endpoint, timeout: float = 660.0) -> None:
         self._e = endpoint
         self._timeout = timeout
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        with self._open(method, path, data, "application/json") as resp:
+            return json.loads(resp.read() or b"null")
+
+    def stream(self, path: str) -> Generator[str, None, None]:
+        """GET a streamed answer (server-sent events) and yield its lines as they come;
+        closing the iterator closes the connection."""
+        with self._open("GET", path, None, "text/event-stream") as resp:
+            try:
+                for raw in resp:
+                    yield raw.decode(errors="replace").rstrip("\r\n")
+            except (OSError, http.client.HTTPException) as exc:
+                raise PlatformError(
+                    f"The platform at {self._e.url} stopped answering: {exc}"
+                ) from None
+
+    def _open(
+        self, method: str, path: str, data: bytes | None, accept: str
+    ) -> http.client.HTTPResponse:
         req = urllib.request.Request(f"{self._e.url}/api/v1{path}", data=data, method=method)
         req.add_header("Authorization", f"Bearer {self._e.token}")
-        req.add_header("Accept", "application/json")
+        req.add_header("Accept", accept)
+        if self._e.actor is not None:
+            req.add_header("X-Paas-Actor", self._e.actor)
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=self._timeout) as resp:
-                return json.loads(resp.read() or b"null")
+            resp: http.client.HTTPResponse = urllib.request.urlopen(req, timeout=self._timeout)
         except urllib.error.HTTPError as exc:
             raise _error_from(exc) from None
         except urllib.error.URLError as exc:
             raise PlatformError(
                 f"Cannot reach the platform at {self._e.url}: {exc.reason}. Is it running?"
             ) from None
+        return resp
 
 
 def _error_from(exc: urllib.error.HTTPError) -> PaasError:

@@ -143,13 +143,14 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     make_on_push_to_missing: Callable[[Settings], Callable[[str], None]] = refuse_missing_app,
-    dispatcher: Dispatcher = reject_command,
+    make_dispatcher: Callable[[Settings], Dispatcher] = lambda _settings: reject_command,
     hook_source: Path | None = None,
 ) -> int:
     """``paas-ssh KEYNAME``, run by sshd as a forced command.
 
     ``make_on_push_to_missing(settings)`` gives the function creating an app on its first
-    push; ``hook_source`` overrides the project's ``hooks/`` directory.
+    push, ``make_dispatcher(settings)`` the one running other commands; ``hook_source``
+    overrides the project's ``hooks/`` directory.
     """
     args = sys.argv[1:] if argv is None else list(argv)
     if len(args) != 1:
@@ -179,4 +180,7 @@ def main(
         stderr=sys.stderr,
     )
     repos = RepoStore(settings.repos_dir, hook_source or default_hook_source())
-    return serve(request, repos, make_on_push_to_missing(settings), hook_env, dispatcher=dispatcher)
+    return serve(
+        request, repos, make_on_push_to_missing(settings), hook_env,
+        dispatcher=make_dispatcher(settings),
+    )  # fmt: skip
