@@ -133,7 +133,7 @@ class Services:
             self.store.save_build(replace(build, status="succeeded", release=release.version))
             self.events.emit(build.app, "deploy", f"{release.name} by {build.actor}")
             url = self.app_info(build.app).web_url
-            self.logs.finish(build_id, True, f"Released {release.name}: {url}")
+            self.logs.finish(build_id, True, f"Released {release.name}: {url}", keep=True)
         except PaasError as exc:
             self.store.save_build(replace(build, status="failed", message=exc.message))
             self.logs.finish(build_id, False, exc.message)
@@ -274,19 +274,6 @@ class Services:
         self.store.get_app(app)
         replicas = self._worker().reconciler.observe(app)
         return sorted(replicas, key=lambda r: (r.key.process_type, r.key.index, r.release))
-
-    def app_logs(self, app: str, lines: int) -> list[str]:
-        """The last ``lines`` lines of every replica's output, each prefixed ``app[web.1]:``."""
-        worker = self._worker()
-        out: list[str] = []
-        for replica in self.ps(app):
-            path = worker.runtime.log_path(replica.container_id)
-            try:
-                text = path.read_text(errors="replace").splitlines()[-lines:]
-            except OSError:
-                continue
-            out.extend(f"app[{replica.key.dyno}]: {line}" for line in text)
-        return out[-lines:]
 
     def reconcile_app(self, app: str) -> None:
         # A change in progress reconciles the app itself; if it does not let go soon, the
@@ -447,6 +434,7 @@ class WorkerParts:
             services.repos.delete(app)
             shutil.rmtree(services.settings.cache_dir / app, ignore_errors=True)
             services.events.delete(app)
+            services.logs.delete(*(b.id for b in store.builds(app)))
             store.delete_app(app)
             return f"Destroyed {app}"
         raise InvalidInput(f"Unknown operation {op.kind!r}.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import redis
 
+from paas.applogs import AppLogs
 from paas.build.buildpack import BuildpackBuilder
 from paas.gitserver import hook, ssh
 from paas.gitserver.repos import RepoStore
@@ -54,6 +55,11 @@ def network(settings: Settings) -> Network:
 
 def runtime(settings: Settings) -> Runtime:
     return Runtime(settings.runc_root, settings.containers_dir, settings.cgroup_parent)
+
+
+def applogs(services: Services) -> AppLogs:
+    """The merged log view of apps: it reads the replicas' output files (root, like ps)."""
+    return AppLogs(services.store, services.events, services.logs, runtime(services.settings))
 
 
 def oneoffs(settings: Settings, store: Store) -> OneOffs:

@@ -34,10 +34,21 @@ class LogStreams:
         self._r.xadd(key, {"kind": "line", "text": text})
         self._r.expire(key, STREAM_TTL)
 
-    def finish(self, stream: str, ok: bool, text: str = "") -> None:
+    def finish(self, stream: str, ok: bool, text: str = "", keep: bool = False) -> None:
+        """End the stream. A kept one (the build log of a release) never expires: it goes
+        with its app (``delete``); any other expires ``STREAM_TTL`` seconds later."""
         key = self._key(stream)
-        self._r.xadd(key, {"kind": "end", "text": text, "ok": "1" if ok else "0"})
-        self._r.expire(key, STREAM_TTL)
+        pipe = self._r.pipeline()
+        pipe.xadd(key, {"kind": "end", "text": text, "ok": "1" if ok else "0"})
+        if keep:
+            pipe.persist(key)
+        else:
+            pipe.expire(key, STREAM_TTL)
+        pipe.execute()
+
+    def delete(self, *streams: str) -> None:
+        if streams:
+            self._r.delete(*(self._key(s) for s in streams))
 
     def read(self, stream: str) -> list[LogEvent]:
         entries: list[tuple[Any, dict[Any, Any]]] = self._r.xrange(self._key(stream))  # type: ignore[assignment]

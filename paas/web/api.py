@@ -16,7 +16,6 @@ from paas.web.api_run import api_run
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 api.register_blueprint(api_run)  # nested: same token check and error answers
 
-MAX_LOG_LINES = 10000
 
 
 def _services() -> Services:
@@ -225,14 +224,6 @@ def scale(name: str) -> Any:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in body.values()):
         raise InvalidInput('Give counts as integers: {"web": 3}.')
     return {"formation": _services().scale(validate_app_name(name), body)}
-
-
-@api.get("/apps/<name>/logs")
-def logs(name: str) -> Any:
-    raw = request.args.get("lines", "100")
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_LOG_LINES:
-        raise InvalidInput(f"lines must be a number from 1 to {MAX_LOG_LINES}.")
-    return {"lines": _services().app_logs(validate_app_name(name), int(raw))}
 
 
 @api.get("/ssh-keys")

@@ -11,10 +11,12 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from paas.applogs import AppLogs
 from paas.gitserver.http import make_git_wsgi
 from paas.oneoff import OneOffs
 from paas.services import Services
 from paas.web.api import api, register_errors
+from paas.web.api_logs import api_logs
 
 
 def hook_env(services: Services) -> Mapping[str, str]:
@@ -27,10 +29,18 @@ def hook_env(services: Services) -> Mapping[str, str]:
     }
 
 
-def create_app(services: Services, oneoffs: OneOffs | None = None) -> Flask:
-    """The API over ``services``; one-off runs need ``oneoffs`` (root: runc and netns)."""
+api.register_blueprint(api_logs)  # once, at import: under /api/v1, behind the token check
+
+
+def create_app(
+    services: Services, applogs: AppLogs | None = None, oneoffs: OneOffs | None = None
+) -> Flask:
+    """The API over ``services``; logs need ``applogs`` and one-off runs ``oneoffs`` (both
+    read or drive containers, so only a root API process has them)."""
     app = Flask(__name__)
     app.extensions["paas.services"] = services
+    if applogs is not None:
+        app.extensions["paas.applogs"] = applogs
     if oneoffs is not None:
         app.extensions["paas.oneoffs"] = oneoffs
     app.register_blueprint(api)

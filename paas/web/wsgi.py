@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from paas.settings import Settings
 from paas.web.app import create_app
-from paas.wiring import oneoffs, worker_services
+from paas.wiring import applogs, oneoffs, worker_services
 
 _settings = Settings.from_env()
 _services = worker_services(_settings)
-app = create_app(_services, oneoffs(_settings, _services.store))
+app = create_app(_services, applogs(_services), oneoffs(_settings, _services.store))
