@@ -17,6 +17,8 @@ APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$|^[a-z]$")
 CONFIG_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEPLOY_BRANCHES = (b"refs/heads/master", b"refs/heads/main")
 WEB = "web"
+RELEASE_PHASE = "release"  # the Procfile entry run once per release, never as a replica
+CHECK_MODES = ("enabled", "skipped", "disabled")
 CONTAINER_PORT = 5000
 
 
@@ -67,6 +69,7 @@ class Release:
     description: str
     created_at: float
     created_by: str
+    app_json: str = ""  # the app.json of git_rev ("" when it has none)
 
     @property
     def name(self) -> str:

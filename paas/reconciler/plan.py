@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from paas.model import DesiredReplica, Replica, ReplicaKey, ReplicaState
+from paas.model import RELEASE_PHASE, DesiredReplica, Replica, ReplicaKey, ReplicaState
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def desired_replicas(
     generations: Mapping[str, int] | None = None,
 ) -> list[DesiredReplica]:
     """One desired replica per slot of each process type the release defines."""
-    known = set(processes)
+    known = set(processes) - {RELEASE_PHASE}
     gens = generations or {}
     return [
         DesiredReplica(ReplicaKey(app, ptype, index), release, gens.get(ptype, 0))

@@ -166,6 +166,33 @@ class Store:
         else:
             self._r.delete(self._k("app", app, "stopped"))
 
+    def check_modes(self, app: str) -> dict[str, str]:
+        """Process type -> "skipped" or "disabled" (absent: checks enabled)."""
+        raw = self._r.hgetall(self._k("app", app, "checks"))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def set_check_mode(self, app: str, process_types: Iterable[str], mode: str) -> None:
+        key = self._k("app", app, "checks")
+        for ptype in process_types:
+            if mode == "enabled":
+                self._r.hdel(key, ptype)
+            else:
+                self._r.hset(key, ptype, mode)
+
+    # --- retiring replicas --------------------------------------------------------------------
+
+    def retire_later(self, container_ids: Iterable[str], deadline: float) -> None:
+        """Replicas out of the router, draining until ``deadline``, then to be stopped."""
+        for cid in container_ids:
+            self._r.hset(self._k("retiring"), cid, repr(deadline))
+
+    def retiring(self) -> dict[str, float]:
+        raw = self._r.hgetall(self._k("retiring"))
+        return {_text(k): float(v) for k, v in raw.items()}
+
+    def retired(self, container_id: str) -> None:
+        self._r.hdel(self._k("retiring"), container_id)
+
     # --- domains ------------------------------------------------------------------------------
 
     def add_domain(self, app: str, domain: str) -> None:
@@ -191,7 +218,8 @@ class Store:
             self._r.hdel(self._k("domains"), domain)
         for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
             self._r.delete(self._k("build", _text(build_id)))
-        names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds")
+        names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds",
+                 "checks")
         self._r.delete(*(self._k("app", app, n) for n in names))
         self._r.hdel(self._k("apps"), app)
 
