@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from paas.appjson import HealthCheck, parse_app_json
 from paas.build.buildpack import BuildpackBuilder
 from paas.errors import BuildFailed, Conflict, DeployFailed, InvalidInput, NotFound, PaasError
 from paas.gitserver.repos import RepoStore
@@ -25,6 +26,8 @@ from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
 from paas.model import (
+    CHECK_MODES,
+    RELEASE_PHASE,
     WEB,
     App,
     Image,
@@ -54,6 +57,7 @@ class TaskQueue(Protocol):
     def enqueue_deploy(self, build_id: str) -> None: ...
     def enqueue_reconcile(self, app: str) -> None: ...
     def enqueue_operation(self, op_id: str) -> None: ...
+    def enqueue_retire(self, delay: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,38 @@ class Services:
             raise InvalidInput(f"To destroy {app}, confirm with its name ({app}).")
         self.request(app, "destroy", {}, actor)
 
+    # --- health checks --------------------------------------------------------------------------
+
+    def checks(self, app: str) -> dict[str, tuple[str, tuple[HealthCheck, ...]]]:
+        """Process type -> (check mode, the current release's health checks)."""
+        self.store.get_app(app)
+        release = self.store.current_release(app)
+        checks = parse_app_json(release.app_json).healthchecks if release else {}
+        modes = self.store.check_modes(app)
+        types = sorted({*self._process_types(app), *checks, *modes})
+        return {t: (modes.get(t, "enabled"), checks.get(t, ())) for t in types}
+
+    def set_check_mode(
+        self, app: str, process_types: Sequence[str], mode: str, actor: str
+    ) -> dict[str, tuple[str, tuple[HealthCheck, ...]]]:
+        """Enable, skip (no checks, still zero-downtime) or disable (no zero-downtime: old
+        replicas stop before new ones start) the checks of some or all process types."""
+        self.store.get_app(app)
+        if mode not in CHECK_MODES:
+            raise InvalidInput(f"Check mode must be one of {', '.join(CHECK_MODES)}.")
+        types = list(process_types) or self._process_types(app)
+        for ptype in types:
+            validate_process_type(ptype)
+        self.store.set_check_mode(app, types, mode)
+        self.events.emit(app, "checks", f"{mode} for {', '.join(types)} by {actor}")
+        return self.checks(app)
+
+    def _process_types(self, app: str) -> list[str]:
+        release = self.store.current_release(app)
+        if release is None:
+            return [WEB]
+        return sorted(p for p in release.processes if p != RELEASE_PHASE)
+
     # --- processes ------------------------------------------------------------------------------
 
     def restart(self, app: str, process_type: str | None, actor: str) -> str:
@@ -259,6 +295,8 @@ class Services:
         release = self.store.current_release(app)
         for ptype, count in changes.items():
             validate_process_type(ptype)
+            if ptype == RELEASE_PHASE:
+                raise InvalidInput("The release process runs once per release; it is not scaled.")
             if not 0 <= count <= MAX_SCALE:
                 raise InvalidInput(f"Invalid count {count} for {ptype}: use 0 to {MAX_SCALE}.")
             if release is not None and ptype not in release.processes:
@@ -284,9 +322,13 @@ class Services:
             else:
                 log.info("reconcile of %s skipped: a change of the app is in progress", app)
 
+    def retire_due(self) -> None:
+        self._worker().reconciler.retire_due()
+
     def reconcile_all(self) -> None:
         """Boot recovery and drift repair: clean what nothing owns, then every app."""
         names = self.store.app_names()
+        self._worker().reconciler.retire_due()
         self._worker().reconciler.cleanup(names)
         for app in names:
             try:
@@ -353,6 +395,9 @@ class WorkerParts:
             services.repos.export(app, build.rev, workdir)
             procfile_raw = services.repos.read_file(app, build.rev, "Procfile")
             procfile = parse_procfile(procfile_raw.decode()) if procfile_raw is not None else {}
+            app_json_raw = services.repos.read_file(app, build.rev, "app.json")
+            app_json_text = "" if app_json_raw is None else app_json_raw.decode()
+            app_json = parse_app_json(app_json_text or None)
             stack = self.stacks.ensure(s.stack, out)
             result = self.builder.build(
                 app=app,
@@ -385,10 +430,13 @@ class WorkerParts:
             description=f"Deploy {build.rev[:7]}",
             created_at=time.time(),
             created_by=build.actor,
+            app_json=app_json_text,
         )
         if not store.formation(app):
-            store.set_formation(app, {p: (1 if p == WEB else 0) for p in processes})
+            defaults = {p: (1 if p == WEB else 0) for p in processes if p != RELEASE_PHASE}
+            store.set_formation(app, {**defaults, **app_json.formation})
         out(f"-----> Releasing {release.name}")
+        self.reconciler.release_phase(release, out)
         self.reconciler.reconcile_app(app, release, out)
         store.add_release(release)
         return release
@@ -403,6 +451,7 @@ class WorkerParts:
         if op.kind == "rollback":
             target = store.release(app, int(p["version"]))
             release = self._release(services, target, f"Rollback to {target.name}", op.actor)
+            self.reconciler.release_phase(release, out)
             self.reconciler.reconcile_app(app, release, out)
             store.add_release(release)
             store.replace_config(app, target.config)
@@ -460,6 +509,7 @@ class WorkerParts:
             self._release(services, current, f"{verb} {names}", op.actor), config=after
         )
         try:
+            self.reconciler.release_phase(release, out)
             self.reconciler.reconcile_app(app, release, out)
         except PaasError:
             store.replace_config(app, before)  # the new config did not run: keep the old one

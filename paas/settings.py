@@ -89,6 +89,9 @@ class Settings:
     boot_timeout: float = 60.0
     stop_timeout: float = 10.0
     build_timeout: float = 1800.0
+    checks_wait: float = 2.0  # a new replica without health checks must stay up this long
+    wait_to_retire: float = 10.0  # an old replica drains this long after leaving the router
+    release_timeout: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,6 +123,9 @@ class Settings:
             boot_timeout=float(env.get("PAAS_BOOT_TIMEOUT", "60")),
             stop_timeout=float(env.get("PAAS_STOP_TIMEOUT", "10")),
             build_timeout=float(env.get("PAAS_BUILD_TIMEOUT", "1800")),
+            checks_wait=float(env.get("PAAS_CHECKS_WAIT", "2")),
+            wait_to_retire=float(env.get("PAAS_WAIT_TO_RETIRE", "10")),
+            release_timeout=float(env.get("PAAS_RELEASE_TIMEOUT", "600")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -140,6 +146,9 @@ class Settings:
             "PAAS_BOOT_TIMEOUT": str(self.boot_timeout),
             "PAAS_STOP_TIMEOUT": str(self.stop_timeout),
             "PAAS_BUILD_TIMEOUT": str(self.build_timeout),
+            "PAAS_CHECKS_WAIT": str(self.checks_wait),
+            "PAAS_WAIT_TO_RETIRE": str(self.wait_to_retire),
+            "PAAS_RELEASE_TIMEOUT": str(self.release_timeout),
         }
         if self.redis_url:
             env["PAAS_REDIS_URL"] = self.redis_url

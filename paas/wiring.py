@@ -113,6 +113,7 @@ def worker_services(settings: Settings) -> Services:
             network=network(settings),
             router=router(settings),
             events=base.events,
+            schedule_retire=base.queue.enqueue_retire,
         )
     )
     worker = WorkerParts(

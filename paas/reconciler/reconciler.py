@@ -7,18 +7,21 @@ the middle is repaired by the next pass.
 
 from __future__ import annotations
 
+import http.client
 import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 
+from paas.appjson import HealthCheck, parse_app_json
 from paas.build.launch import release_spec
 from paas.errors import DeployFailed
 from paas.images.layers import LayerStore
 from paas.images.store import ImageStore
 from paas.model import (
     CONTAINER_PORT,
+    RELEASE_PHASE,
     WEB,
     DesiredReplica,
     Release,
@@ -38,7 +41,6 @@ from paas.state.store import Store
 Log = Callable[[str], None]
 
 _LABELS = ("app", "process_type", "index", "release")
-SETTLE = 1.0  # seconds a new replica must stay up after it first serves
 LEASE_GRACE = 120.0  # seconds a lease may exist before its container does
 
 
@@ -56,6 +58,7 @@ class Collaborators:
     network: Network
     router: Router
     events: Events
+    schedule_retire: Callable[[float], None]  # run ``retire_due`` after this many seconds
 
 
 class Reconciler:
@@ -87,7 +90,8 @@ class Reconciler:
         """
         store = self._p.store
         release = release or store.current_release(app)
-        observed = self.observe(app)
+        retiring = store.retiring()
+        observed = [r for r in self.observe(app) if r.container_id not in retiring]
         if release is None or store.stopped(app):
             desired: list[DesiredReplica] = []
         else:
@@ -96,10 +100,18 @@ class Reconciler:
                 store.generations(app),
             )  # fmt: skip
         todo = plan(desired, observed)
-        dead = {r.container_id: r for r in observed}
+        known = {r.container_id: r for r in observed}
         for cid in todo.remove:
-            self._report_exit(dead[cid])
+            self._report_exit(known[cid])
             self._teardown(cid)
+        modes = store.check_modes(app)
+        checks = parse_app_json(release.app_json).healthchecks if release else {}
+        # Process types with checks disabled cannot run old and new side by side.
+        early = [c for c in todo.retire if modes.get(known[c].key.process_type) == "disabled"]
+        if early:
+            self.route(app, release, exclude=set(early))
+            for cid in early:
+                self._stop(known[cid], log)
         started: list[tuple[DesiredReplica, str, str]] = []
         try:
             for want in todo.start:
@@ -107,29 +119,85 @@ class Reconciler:
                 self._say(app, want.key.dyno, f"starting {release.name}", log)
                 started.append((want, *self._start(want, release)))
             for want, cid, address in started:
-                self._wait_serving(want, cid, address)
+                ptype = want.key.process_type
+                self._wait_serving(want, cid, address, checks.get(ptype, ()), modes.get(ptype))
                 self._say(app, want.key.dyno, f"up at {address}", log)
         except DeployFailed as exc:
             for _, cid, _ in started:
                 self._teardown(cid)
             self._say(app, "deploy", f"failed: {exc.message.splitlines()[0]}", _quiet)
             raise
-        # Retired replicas leave the router before they are stopped.
-        self.route(app, release, exclude=set(todo.retire))
-        for cid in todo.retire:
-            replica = dead[cid]
-            self._say(app, replica.key.dyno, f"stopping ({replica.container_id})", log)
-            self._p.runtime.stop(cid, self._s.stop_timeout)
-            self._p.network.detach(cid)
+        # Old replicas leave the router first, drain, and only then are stopped.
+        late = [c for c in todo.retire if c not in early]
+        self.route(app, release, exclude=set(late))
+        if late and self._s.wait_to_retire > 0:
+            store.retire_later(late, time.time() + self._s.wait_to_retire)
+            for cid in late:
+                self._say(app, known[cid].key.dyno, f"retiring {cid} "
+                          f"(draining for {self._s.wait_to_retire:g} s)", log)
+            self._p.schedule_retire(self._s.wait_to_retire)
+        else:
+            for cid in late:
+                self._stop(known[cid], log)
         return todo
+
+    def retire_due(self, now: float | None = None) -> None:
+        """Stop the retiring replicas whose drain time is over."""
+        now = time.time() if now is None else now
+        store = self._p.store
+        present = {info.id for info in self._p.runtime.list()}
+        for cid, deadline in store.retiring().items():
+            if cid not in present:
+                store.retired(cid)
+            elif deadline <= now:
+                replica = next((r for r in self.observe() if r.container_id == cid), None)
+                if replica is not None:
+                    self._stop(replica, _quiet)
+                else:
+                    self._teardown(cid)
+                store.retired(cid)
+
+    def release_phase(self, release: Release, log: Log = _quiet) -> None:
+        """Run the release's ``release`` command once, in a one-off container, before the
+        release goes live; a failure fails the release and changes nothing."""
+        command = release.processes.get(RELEASE_PHASE)
+        if not command:
+            return
+        cid = f"{release.app}.release.v{release.version}.{secrets.token_hex(2)}"
+        image = self._p.images.load(release.image_id)
+        self._say(release.app, "release", f"running `{command}` for {release.name}", log)
+        attachment = self._p.network.attach(cid)
+        try:
+            spec = release_spec(
+                container_id=cid,
+                release=release,
+                image=image,
+                layer_paths=tuple(self._p.layers.path(d) for d in image.layers),
+                dyno=RELEASE_PHASE,
+                command=command,
+                attachment=attachment,
+                limits=self._s.default_limits,
+                labels={"app": release.app, "run": "1"},
+            )
+            code = self._p.runtime.run(spec, lambda line: log(f"       {line}"),
+                                       self._s.release_timeout)
+        finally:
+            self._p.network.detach(cid)
+        if code != 0:
+            raise DeployFailed(
+                f"The release command `{command}` of {release.name} failed (exit {code}); "
+                "nothing changed."
+            )
 
     def route(self, app: str, release: Release | None, exclude: Set[str] = frozenset()) -> None:
         """Point the app's router entry at its running web replicas of ``release`` (or at any
-        running web replica while none of that release runs), leaving out ``exclude``."""
+        running web replica while none of that release runs), leaving out ``exclude`` and
+        the replicas that are retiring."""
+        leaving = exclude | set(self._p.store.retiring())
         web = [
             r for r in self.observe(app)
             if r.key.process_type == WEB and r.state == ReplicaState.RUNNING and r.address
-            and r.container_id not in exclude
+            and r.container_id not in leaving
         ]
         current = [r for r in web if release is not None and r.release == release.version]
         chosen = current or web
@@ -191,31 +259,66 @@ class Reconciler:
             raise
         return cid, str(attachment.address)
 
-    def _wait_serving(self, want: DesiredReplica, cid: str, address: str) -> None:
-        """A web replica serves when its port accepts; every replica must then stay up for
-        ``SETTLE`` seconds (servers such as gunicorn listen before their app has loaded)."""
+    def _wait_serving(
+        self, want: DesiredReplica, cid: str, address: str,
+        checks: tuple[HealthCheck, ...], mode: str | None,
+    ) -> None:
+        """A new replica passes when it is up and (web) its port accepts, then passes its
+        health checks, or with none stays up ``checks_wait`` seconds (servers such as
+        gunicorn listen before their app has loaded). Checks "skipped": up is enough."""
+        self._alive(want, cid)
+        if mode == "skipped":
+            return
+        web = want.key.process_type == WEB
         deadline = time.monotonic() + self._s.boot_timeout
-        up_since: float | None = None
-        while True:
-            info = self._p.runtime.get(cid)
-            if info is None or info.status != "running":
-                raise DeployFailed(
-                    f"{want.key.dyno} exited during start-up"
-                    f"{_exit_text(info)}.{self._log_tail(cid)}"
-                )
-            if up_since is None and (
-                want.key.process_type != WEB or _accepts(address, CONTAINER_PORT)
-            ):
-                up_since = time.monotonic()
-            if up_since is not None and time.monotonic() - up_since >= SETTLE:
-                return
-            if up_since is None and time.monotonic() > deadline:
+        while web and not _accepts(address, CONTAINER_PORT):
+            self._alive(want, cid)
+            if time.monotonic() > deadline:
                 raise DeployFailed(
                     f"{want.key.dyno} did not listen on PORT ({CONTAINER_PORT}) within "
                     f"{self._s.boot_timeout:.0f} s. Make the web process bind 0.0.0.0:$PORT."
                     f"{self._log_tail(cid)}"
                 )
             time.sleep(0.05)
+        if web and checks:
+            for check in checks:
+                self._check(want, cid, address, check)
+            return
+        settle_until = time.monotonic() + self._s.checks_wait
+        while time.monotonic() < settle_until:
+            time.sleep(0.1)
+            self._alive(want, cid)
+
+    def _alive(self, want: DesiredReplica, cid: str) -> None:
+        info = self._p.runtime.get(cid)
+        if info is None or info.status != "running":
+            raise DeployFailed(
+                f"{want.key.dyno} exited during start-up{_exit_text(info)}.{self._log_tail(cid)}"
+            )
+
+    def _check(self, want: DesiredReplica, cid: str, address: str, check: HealthCheck) -> None:
+        label = check.name or f"GET {check.path}"
+        time.sleep(check.initial_delay)
+        failure = ""
+        for attempt in range(1, check.attempts + 1):
+            self._alive(want, cid)
+            failure = http_check(address, CONTAINER_PORT, check)
+            if not failure:
+                return
+            self._p.events.emit(want.key.app, want.key.dyno,
+                                f"health check {label} failed ({attempt}/{check.attempts}): "
+                                f"{failure}")
+            if attempt < check.attempts:
+                time.sleep(check.wait)
+        raise DeployFailed(
+            f"{want.key.dyno} failed its health check {label} after {check.attempts} "
+            f"attempts: {failure}.{self._log_tail(cid)}"
+        )
+
+    def _stop(self, replica: Replica, log: Log) -> None:
+        self._say(replica.key.app, replica.key.dyno, f"stopping {replica.container_id}", log)
+        self._p.runtime.stop(replica.container_id, self._s.stop_timeout)
+        self._p.network.detach(replica.container_id)
 
     def _say(self, app: str, source: str, text: str, log: Log) -> None:
         """An event of the app (shown by ``logs``), also passed to ``log`` (the push)."""
@@ -241,6 +344,24 @@ class Reconciler:
     def _teardown(self, cid: str) -> None:
         self._p.runtime.remove(cid)
         self._p.network.detach(cid)
+
+
+def http_check(address: str, port: int, check: HealthCheck) -> str:
+    """Run one HTTP health check; "" when it passes, else what went wrong."""
+    conn = http.client.HTTPConnection(address, port, timeout=check.timeout)
+    try:
+        conn.request("GET", check.path, headers={"User-Agent": "paas-healthcheck"})
+        response = conn.getresponse()
+        body = response.read(65536).decode("utf-8", errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+    if not 200 <= response.status < 400:
+        return f"status {response.status}"
+    if check.content and check.content not in body:
+        return f"the answer does not contain {check.content!r}"
+    return ""
 
 
 def _accepts(address: str, port: int) -> bool:

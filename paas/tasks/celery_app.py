@@ -15,6 +15,7 @@ DEPLOY = "paas.deploy"
 RECONCILE_APP = "paas.reconcile_app"
 RECONCILE_ALL = "paas.reconcile_all"
 OPERATE = "paas.operate"
+RETIRE_DUE = "paas.retire_due"
 RECONCILE_EVERY = 30.0
 
 
@@ -52,6 +53,10 @@ def create_celery(settings: Settings, services: Callable[[], Services] | None = 
     def operate(op_id: str) -> None:
         _services().operate(op_id)
 
+    @app.task(name=RETIRE_DUE)  # type: ignore[untyped-decorator]
+    def retire_due() -> None:
+        _services().retire_due()
+
     @app.task(name=RECONCILE_APP)  # type: ignore[untyped-decorator]
     def reconcile_app(app_name: str) -> None:
         _services().reconcile_app(app_name)
@@ -74,6 +79,9 @@ class CeleryQueue:
 
     def enqueue_operation(self, op_id: str) -> None:
         self._app.send_task(OPERATE, args=[op_id], task_id=op_id)
+
+    def enqueue_retire(self, delay: float) -> None:
+        self._app.send_task(RETIRE_DUE, countdown=delay + 0.5)
 
     def enqueue_reconcile(self, app: str) -> None:
         self._app.send_task(RECONCILE_APP, args=[app])

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from paas.appjson import HealthCheck
 from paas.errors import InvalidInput, PaasError, Unauthorized
 from paas.model import Release, Replica, validate_app_name
 from paas.services import AppInfo, Services
@@ -206,6 +207,30 @@ def remove_domain(name: str, domain: str) -> Any:
     services = _services()
     services.remove_domain(validate_app_name(name), domain, _actor())
     return {"domains": services.domains(name)}
+
+
+def _checks_json(checks: dict[str, tuple[str, tuple[HealthCheck, ...]]]) -> dict[str, Any]:
+    return {
+        ptype: {"mode": mode, "checks": [asdict(c) for c in listed]}
+        for ptype, (mode, listed) in checks.items()
+    }
+
+
+@api.get("/apps/<name>/checks")
+def checks(name: str) -> Any:
+    return {"checks": _checks_json(_services().checks(validate_app_name(name)))}
+
+
+@api.patch("/apps/<name>/checks")
+def set_checks(name: str) -> Any:
+    body = _body()
+    mode, types = body.get("mode"), body.get("process_types", [])
+    if not isinstance(mode, str):
+        raise InvalidInput('Give the mode: {"mode": "enabled" | "skipped" | "disabled"}.')
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise InvalidInput('"process_types" must be a list of process type names.')
+    result = _services().set_check_mode(validate_app_name(name), types, mode, _actor())
+    return {"checks": _checks_json(result)}
 
 
 @api.get("/apps/<name>/ps")
