@@ -12,6 +12,7 @@ first (synchronously), then the netns.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -121,6 +122,7 @@ class Network:
                     )
                     inside.link("set", index=eth0, state="up")
                     inside.route("add", dst="0.0.0.0/0", gateway=str(self.gateway))
+                _forget_neighbour(ipr, bridge[0], address)
                 ipr.link("set", index=index, ifalias=self._alias(container_id))  # complete
         except BaseException:
             self.detach(container_id)
@@ -195,6 +197,17 @@ class Network:
                 if alias.startswith(prefix):
                     found[link.get_attr("IFLA_IFNAME")] = alias[len(prefix) :]
         return found
+
+
+def _forget_neighbour(ipr: IPRoute, bridge: int, address: IPv4Address) -> None:
+    """Drop the host's ARP entry for ``address``: a replica that had the address before
+    may have left it "reachable" with its old MAC, which would blackhole the new replica
+    for up to a minute."""
+    try:
+        ipr.neigh("del", dst=str(address), ifindex=bridge)
+    except NetlinkError as exc:
+        if exc.code != errno.ENOENT:
+            raise
 
 
 def _sha(text: str) -> str:

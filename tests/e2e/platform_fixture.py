@@ -134,8 +134,9 @@ def new_platform(preferred_subnet: str) -> Platform:
         "PAAS_SSH_PORT": str(free_port()),
         "PAAS_BIND": "127.0.0.1",
         "PAAS_SUBNET": subnet,
-        "PAAS_BOOT_TIMEOUT": "60",
+        "PAAS_BOOT_TIMEOUT": "20",
         "PAAS_STOP_TIMEOUT": "5",
+        "PAAS_WAIT_TO_RETIRE": "3",
     }
     env.pop("PAAS_REDIS_URL", None)
     return Platform(root=root, env=env, log_path=root.parent / f"{root.name}.log")

@@ -91,3 +91,31 @@ def test_destroy_removes_everything(sandbox: Sandbox) -> None:
     network.destroy()
     assert network.attached() == {}
     assert not sandbox.leftovers()
+
+
+def _host_neighbour(bridge: str, address: str) -> list[str]:
+    with IPRoute() as ipr:
+        (index,) = ipr.link_lookup(ifname=bridge)
+        return [
+            n.get_attr("NDA_LLADDR")
+            for n in ipr.get_neighbours(ifindex=index, family=2)
+            if n.get_attr("NDA_DST") == address and n.get_attr("NDA_LLADDR")
+        ]
+
+
+def test_a_reused_address_does_not_keep_the_old_mac(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    first = network.attach("c1")
+    with IPRoute() as ipr:  # the host learns c1's MAC, as traffic to a replica would
+        (index,) = ipr.link_lookup(ifname=network.bridge)
+        with IPRoute(netns=first.netns_name, flags=0) as inside:
+            eth0 = inside.link_lookup(ifname="eth0")[0]
+            mac = inside.get_links(eth0)[0].get_attr("IFLA_ADDRESS")
+        ipr.neigh("replace", dst=str(first.address), lladdr=mac, ifindex=index,
+                  state=0x02)  # NUD_REACHABLE
+    assert _host_neighbour(network.bridge, str(first.address)) == [mac]
+    network.detach("c1")
+    second = network.attach("c2")
+    assert second.address == first.address
+    assert _host_neighbour(network.bridge, str(second.address)) == []
