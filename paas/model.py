@@ -104,6 +104,16 @@ class DesiredReplica:
 
 
 @dataclass(frozen=True)
+class CrashState:
+    """The crashes of one replica slot: how many in a row, when it may start again, and
+    which container's crash was counted last (so a crash is counted once)."""
+
+    count: int
+    restart_at: float
+    container_id: str
+
+
+@dataclass(frozen=True)
 class Replica:
     """A replica as observed: one container of ours, whatever its state."""
 

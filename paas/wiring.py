@@ -114,6 +114,7 @@ def worker_services(settings: Settings) -> Services:
             router=router(settings),
             events=base.events,
             schedule_retire=base.queue.enqueue_retire,
+            schedule_reconcile=base.queue.enqueue_reconcile,
         )
     )
     worker = WorkerParts(

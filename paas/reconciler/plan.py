@@ -3,7 +3,7 @@ plan that turns observed replicas into desired ones. No I/O here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 from paas.model import RELEASE_PHASE, DesiredReplica, Replica, ReplicaKey, ReplicaState
@@ -38,12 +38,18 @@ def desired_replicas(
     ]
 
 
-def plan(desired: Iterable[DesiredReplica], observed: Iterable[Replica]) -> Plan:
+def plan(
+    desired: Iterable[DesiredReplica],
+    observed: Iterable[Replica],
+    hold: Set[ReplicaKey] = frozenset(),
+) -> Plan:
     """Which containers to remove, start and retire.
 
     A slot is satisfied by a live (starting or running) container of the desired release and
     generation; other live containers, or those of slots no longer desired, are retired; dead
-    containers are always removed; a second live container for one slot is retired.
+    containers are removed, except in the slots of ``hold`` (crashed replicas waiting for
+    their restart time), which are left as they are; a second live container for one slot
+    is retired.
     """
     wanted = {d.key: d for d in desired}
     remove: list[str] = []
@@ -51,7 +57,10 @@ def plan(desired: Iterable[DesiredReplica], observed: Iterable[Replica]) -> Plan
     satisfied: set[ReplicaKey] = set()
     for replica in sorted(observed, key=lambda r: (r.started_at or 0.0, r.container_id)):
         if replica.state not in (ReplicaState.RUNNING, ReplicaState.STARTING):
-            remove.append(replica.container_id)
+            if replica.key in hold and replica.key in wanted:
+                satisfied.add(replica.key)  # waiting to restart: nothing to do yet
+            else:
+                remove.append(replica.container_id)
             continue
         target = wanted.get(replica.key)
         fits = (

@@ -30,6 +30,7 @@ from paas.model import (
     ReplicaState,
 )
 from paas.network import Attachment, Network
+from paas.reconciler.backoff import after_crash
 from paas.reconciler.plan import Plan, desired_replicas, plan
 from paas.router.nginx import Router
 from paas.runtime.runtime import Runtime
@@ -59,6 +60,7 @@ class Collaborators:
     router: Router
     events: Events
     schedule_retire: Callable[[float], None]  # run ``retire_due`` after this many seconds
+    schedule_reconcile: Callable[[str, float], None]  # reconcile APP after this many seconds
 
 
 class Reconciler:
@@ -99,10 +101,10 @@ class Reconciler:
                 app, release.version, store.formation(app), release.processes,
                 store.generations(app),
             )  # fmt: skip
-        todo = plan(desired, observed)
+        hold = self._crashes(app, desired, observed, log)
+        todo = plan(desired, observed, hold)
         known = {r.container_id: r for r in observed}
         for cid in todo.remove:
-            self._report_exit(known[cid])
             self._teardown(cid)
         modes = store.check_modes(app)
         checks = parse_app_json(release.app_json).healthchecks if release else {}
@@ -140,6 +142,32 @@ class Reconciler:
             for cid in late:
                 self._stop(known[cid], log)
         return todo
+
+    def _crashes(
+        self, app: str, desired: list[DesiredReplica], observed: list[Replica], log: Log
+    ) -> set[ReplicaKey]:
+        """Count the crashes of desired slots (once each) and return the slots whose restart
+        must wait (backoff); a reconcile is scheduled for when each is due (and the periodic
+        pass catches up should that be lost)."""
+        store, now = self._p.store, time.time()
+        wanted = {d.key for d in desired}
+        states = store.crashes(app)
+        hold: set[ReplicaKey] = set()
+        for r in observed:
+            if r.state in (ReplicaState.RUNNING, ReplicaState.STARTING) or r.key not in wanted:
+                continue
+            dyno = r.key.dyno
+            state = after_crash(states.get(dyno), r.container_id, r.started_at, now)
+            if state != states.get(dyno):
+                store.record_crash(app, dyno, state)
+                wait = state.restart_at - now
+                when = f"restarting in {wait:.0f} s" if wait > 0 else "restarting"
+                self._say(app, dyno, f"{_exit_text(r)}; {when}", log)
+                if wait > 0:
+                    self._p.schedule_reconcile(app, wait)
+            if state.restart_at > now:
+                hold.add(r.key)
+        return hold
 
     def retire_due(self, now: float | None = None) -> None:
         """Stop the retiring replicas whose drain time is over."""
@@ -293,7 +321,8 @@ class Reconciler:
         info = self._p.runtime.get(cid)
         if info is None or info.status != "running":
             raise DeployFailed(
-                f"{want.key.dyno} exited during start-up{_exit_text(info)}.{self._log_tail(cid)}"
+                f"{want.key.dyno} exited during start-up{_exit_detail(info)}."
+                f"{self._log_tail(cid)}"
             )
 
     def _check(self, want: DesiredReplica, cid: str, address: str, check: HealthCheck) -> None:
@@ -324,14 +353,6 @@ class Reconciler:
         """An event of the app (shown by ``logs``), also passed to ``log`` (the push)."""
         self._p.events.emit(app, source, text)
         log(f"{source}: {text}")
-
-    def _report_exit(self, replica: Replica) -> None:
-        code = replica.exit_code
-        how = "exited" if code == 0 else "crashed"
-        detail = "" if code is None else f", exit {code}"
-        if replica.reason:
-            detail += f" ({replica.reason})"
-        self._p.events.emit(replica.key.app, replica.key.dyno, f"{how}{detail}")
 
     def _log_tail(self, cid: str, lines: int = 15) -> str:
         path = self._p.runtime.log_path(cid)
@@ -372,7 +393,18 @@ def _accepts(address: str, port: int) -> bool:
         return False
 
 
-def _exit_text(info: ContainerInfo | None) -> str:
+def _exit_text(replica: Replica) -> str:
+    """``crashed, exit 137 (out of memory)``, ``exited, exit 0``."""
+    code = replica.exit_code
+    text = "exited" if code == 0 else "crashed"
+    if code is not None:
+        text += f", exit {code}"
+    if replica.reason:
+        text += f" ({replica.reason})"
+    return text
+
+
+def _exit_detail(info: ContainerInfo | None) -> str:
     if info is None or info.exit_code is None:
         return ""
     if info.oom_killed:

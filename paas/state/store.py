@@ -21,7 +21,7 @@ import redis
 from redis.exceptions import LockError
 
 from paas.errors import Conflict, NotFound
-from paas.model import App, Release, validate_app_name
+from paas.model import App, CrashState, Release, validate_app_name
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,20 @@ class Store:
             else:
                 self._r.hset(key, ptype, mode)
 
+    # --- crash restarts -----------------------------------------------------------------------
+
+    def crashes(self, app: str) -> dict[str, CrashState]:
+        """Dyno (web.1) -> its crash state, for slots that crashed."""
+        raw = self._r.hgetall(self._k("app", app, "crashes"))
+        return {_text(k): CrashState(**json.loads(v)) for k, v in raw.items()}
+
+    def record_crash(self, app: str, dyno: str, state: CrashState) -> None:
+        self._r.hset(self._k("app", app, "crashes"), dyno, json.dumps(asdict(state)))
+
+    def forget_crashes(self, app: str, dynos: Iterable[str]) -> None:
+        for dyno in dynos:
+            self._r.hdel(self._k("app", app, "crashes"), dyno)
+
     # --- retiring replicas --------------------------------------------------------------------
 
     def retire_later(self, container_ids: Iterable[str], deadline: float) -> None:
@@ -219,7 +233,7 @@ class Store:
         for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
             self._r.delete(self._k("build", _text(build_id)))
         names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds",
-                 "checks")
+                 "checks", "crashes")
         self._r.delete(*(self._k("app", app, n) for n in names))
         self._r.hdel(self._k("apps"), app)
 
@@ -305,6 +319,73 @@ class Store:
         ids = [_text(i) for i in self._r.lrange(self._k("app", app, "builds"), 0, -1)]
         raw = self._r.mget([self._k("build", i) for i in reversed(ids)]) if ids else []
         return [Build(**json.loads(r)) for r in raw if r is not None]
+
+    def latest_build(self, app: str) -> Build | None:
+        """The app's newest build, if any (one read, whatever the number of builds)."""
+        build_id = self._r.lindex(self._k("app", app, "builds"), -1)
+        raw = None if build_id is None else self._r.get(self._k("build", _text(build_id)))
+        return None if raw is None else Build(**json.loads(raw))
+
+    # --- the dashboard's admin account, API token details, sign-in failures ------------------
+
+    def set_admin_password_hash(self, password_hash: str) -> None:
+        self._r.set(self._k("admin", "password"), password_hash)
+
+    def admin_password_hash(self) -> str | None:
+        raw = self._r.get(self._k("admin", "password"))
+        return None if raw is None else _text(raw)
+
+    def describe_token(self, token: str, name: str) -> None:
+        """Record a token's name and the time it was first described (kept if already set)."""
+        details = json.dumps({"name": name, "created_at": time.time()})
+        self._r.hsetnx(self._k("tokens", "details"), _token_hash(token), details)
+
+    def create_token(self, owner: str, name: str) -> str:
+        """A new API token of ``owner``, named ``name``; only its hash is kept."""
+        token = secrets.token_urlsafe(32)
+        self.add_token(owner, token)
+        self.describe_token(token, name)
+        return token
+
+    def tokens(self) -> list[tuple[str, str, str, float | None]]:
+        """Every API token as (id: its SHA-256, owner, name, created at), oldest first; tokens
+        added without details (name "", time None) come last."""
+        owners = self._r.hgetall(self._k("tokens"))
+        details = self._r.hgetall(self._k("tokens", "details"))
+        found: list[tuple[str, str, str, float | None]] = []
+        for digest, owner in owners.items():
+            info = json.loads(details[digest]) if digest in details else {}
+            created = info.get("created_at")
+            found.append((_text(digest), _text(owner), str(info.get("name", "")), created))
+        return sorted(found, key=lambda t: (t[3] is None, t[3] or 0.0, t[1]))
+
+    def revoke_token(self, token_id: str) -> None:
+        """Forget the token whose hash is ``token_id``: it no longer authenticates."""
+        if not self._r.hdel(self._k("tokens"), token_id):
+            raise NotFound("No such API token: it may have been revoked already.")
+        self._r.hdel(self._k("tokens", "details"), token_id)
+
+    def count_failure(self, who: str, window: float) -> int:
+        """Count one more failure of ``who`` (such as ``signin:addr:127.0.0.1``) in a window
+        that starts with its first failure; returns the count so far."""
+        key = self._k("failures", who)
+        pipe = self._r.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, max(1, int(window)), nx=True)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def failures(self, who: str) -> tuple[int, float]:
+        """The failures of ``who`` in its current window, and the seconds the window has left."""
+        key = self._k("failures", who)
+        pipe = self._r.pipeline()
+        pipe.get(key)
+        pipe.pttl(key)
+        count, ttl_ms = pipe.execute()
+        return (0, 0.0) if count is None else (int(count), max(0, int(ttl_ms)) / 1000)
+
+    def clear_failures(self, who: str) -> None:
+        self._r.delete(self._k("failures", who))
 
 
 def _fields(values: Mapping[str, str]) -> Any:

@@ -83,8 +83,8 @@ class CeleryQueue:
     def enqueue_retire(self, delay: float) -> None:
         self._app.send_task(RETIRE_DUE, countdown=delay + 0.5)
 
-    def enqueue_reconcile(self, app: str) -> None:
-        self._app.send_task(RECONCILE_APP, args=[app])
+    def enqueue_reconcile(self, app: str, delay: float = 0.0) -> None:
+        self._app.send_task(RECONCILE_APP, args=[app], countdown=delay or None)
 
     def enqueue_reconcile_all(self) -> None:
         self._app.send_task(RECONCILE_ALL)

@@ -70,3 +70,18 @@ def test_restart_replaces_replicas_of_an_older_generation() -> None:
 def test_stopped_app_retires_everything() -> None:
     p = plan([], [replica("w1", "web", 1, 1), replica("w2", "web", 2, 1)])
     assert p.start == () and set(p.retire) == {"w1", "w2"}
+
+
+def test_a_held_crashed_slot_waits_for_its_restart_time() -> None:
+    desired = desired_replicas("a", 1, {"web": 2}, ["web"])
+    dead = replica("dead", "web", 1, 1, ReplicaState.CRASHED)
+    held = plan(desired, [dead, replica("w2", "web", 2, 1)], hold={dead.key})
+    assert held.empty
+    due = plan(desired, [dead, replica("w2", "web", 2, 1)])
+    assert due.remove == ("dead",) and [d.key.dyno for d in due.start] == ["web.1"]
+
+
+def test_hold_does_not_keep_slots_that_are_no_longer_desired() -> None:
+    dead = replica("dead", "web", 3, 1, ReplicaState.CRASHED)
+    p = plan(desired_replicas("a", 1, {"web": 1}, ["web"]), [dead], hold={dead.key})
+    assert p.remove == ("dead",)
