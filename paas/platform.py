@@ -10,6 +10,7 @@ the same lines serve as systemd units.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pwd
 import secrets
@@ -17,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -78,6 +80,8 @@ def process_argv(settings: Settings, name: str) -> list[str]:
             _bin("celery"), "-A", "paas.tasks.worker", "beat", "-l", "info",
             "-s", str(s.run_dir / "beat-schedule"), "--pidfile=",
         ]
+    if name == "monitor":
+        return [_bin("paas-platform"), "monitor"]
     if name == "router":
         conf = s.nginx_dir / "nginx.conf"
         return ["nginx", "-c", str(conf), "-p", str(s.nginx_dir), "-g", "daemon off;"]
@@ -274,6 +278,18 @@ def run(settings: Settings) -> int:
         group.stop()
 
 
+def run_monitor(settings: Settings) -> int:
+    """The monitor loop, until TERM or INT."""
+    from paas.wiring import monitor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s monitor %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    monitor(settings).run(stop)
+    return 0
+
+
 def _subcommand(command: str) -> str:
     """``paas-platform web`` -> ``web``."""
     parts = command.split()
@@ -316,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paas-platform", description=__doc__)
     parser.add_argument(
         "command",
-        choices=["run", "prepare", "uninstall", "redis", "web", "worker", "beat", "router", "sshd"],
+        choices=["run", "prepare", "uninstall", "monitor", "redis", "web", "worker", "beat",
+                 "router", "sshd"],
     )
     args = parser.parse_args(argv)
     try:
@@ -329,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "uninstall":
             uninstall(settings)
             return 0
+        if args.command == "monitor":
+            return run_monitor(settings)
         argv_ = process_argv(settings, args.command)
         os.execvp(argv_[0], argv_)
     except PaasError as exc:

@@ -15,6 +15,7 @@ from paas.gitserver.ssh_commands import ssh_dispatcher
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
+from paas.monitor import Monitor
 from paas.network import Network
 from paas.oneoff import OneOffs
 from paas.reconciler.reconciler import Collaborators, Reconciler
@@ -81,6 +82,13 @@ def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
         repos=RepoStore(settings.repos_dir, PROJECT_DIR / "hooks", repo_owner(settings)),
         queue=queue or CeleryQueue(create_celery(settings)),
     )
+
+
+def monitor(settings: Settings) -> Monitor:
+    wired = worker_services(settings)
+    assert wired.worker is not None
+    reconciler = wired.worker.reconciler
+    return Monitor(wired.store, wired.events, reconciler, wired.queue.enqueue_reconcile)
 
 
 def hook_main() -> int:

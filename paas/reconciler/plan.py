@@ -48,8 +48,8 @@ def plan(
     A slot is satisfied by a live (starting or running) container of the desired release and
     generation; other live containers, or those of slots no longer desired, are retired; dead
     containers are removed, except in the slots of ``hold`` (crashed replicas waiting for
-    their restart time), which are left as they are; a second live container for one slot
-    is retired.
+    their restart time): those start nothing and keep their dead container; a second live
+    container for one slot is retired.
     """
     wanted = {d.key: d for d in desired}
     remove: list[str] = []
@@ -72,7 +72,9 @@ def plan(
             satisfied.add(replica.key)
         else:
             retire.append(replica.container_id)
-    start = tuple(d for key, d in sorted(wanted.items(), key=_slot) if key not in satisfied)
+    start = tuple(
+        d for key, d in sorted(wanted.items(), key=_slot) if key not in satisfied | hold
+    )
     return Plan(remove=tuple(remove), start=start, retire=tuple(retire))
 
 

@@ -87,10 +87,13 @@ class Reconciler:
     def reconcile_app(self, app: str, release: Release | None = None, log: Log = _quiet) -> Plan:
         """Make app's replicas match its formation for ``release`` (default: the current one).
 
-        New replicas must serve before old ones are retired; if any fails, the new ones are
-        removed, the old ones keep serving and ``DeployFailed`` says why.
+        New replicas must serve before old ones are retired. For a new ``release``, if any
+        fails, the new ones are removed, the old ones keep serving and ``DeployFailed`` says
+        why; for the current release (restarts, scaling) a replica that fails its start-up
+        counts as a crash and is restarted with backoff.
         """
         store = self._p.store
+        going_live = release is not None  # a new release: any failed replica fails it
         release = release or store.current_release(app)
         retiring = store.retiring()
         observed = [r for r in self.observe(app) if r.container_id not in retiring]
@@ -113,7 +116,7 @@ class Reconciler:
         if early:
             self.route(app, release, exclude=set(early))
             for cid in early:
-                self._stop(known[cid], log)
+                self.stop_replica(known[cid], log)
         started: list[tuple[DesiredReplica, str, str]] = []
         try:
             for want in todo.start:
@@ -122,7 +125,17 @@ class Reconciler:
                 started.append((want, *self._start(want, release)))
             for want, cid, address in started:
                 ptype = want.key.process_type
-                self._wait_serving(want, cid, address, checks.get(ptype, ()), modes.get(ptype))
+                try:
+                    self._wait_serving(
+                        want, cid, address, checks.get(ptype, ()), modes.get(ptype)
+                    )
+                except DeployFailed as exc:
+                    if going_live:
+                        raise
+                    # A restart or scale of the live release: this replica stays out of the
+                    # router and counts as a crash; the others go on.
+                    self._failed_start(want, cid, exc, log)
+                    continue
                 self._say(app, want.key.dyno, f"up at {address}", log)
         except DeployFailed as exc:
             for _, cid, _ in started:
@@ -140,7 +153,7 @@ class Reconciler:
             self._p.schedule_retire(self._s.wait_to_retire)
         else:
             for cid in late:
-                self._stop(known[cid], log)
+                self.stop_replica(known[cid], log)
         return todo
 
     def _crashes(
@@ -149,25 +162,35 @@ class Reconciler:
         """Count the crashes of desired slots (once each) and return the slots whose restart
         must wait (backoff); a reconcile is scheduled for when each is due (and the periodic
         pass catches up should that be lost)."""
-        store, now = self._p.store, time.time()
+        now = time.time()
         wanted = {d.key for d in desired}
-        states = store.crashes(app)
-        hold: set[ReplicaKey] = set()
         for r in observed:
-            if r.state in (ReplicaState.RUNNING, ReplicaState.STARTING) or r.key not in wanted:
-                continue
-            dyno = r.key.dyno
-            state = after_crash(states.get(dyno), r.container_id, r.started_at, now)
-            if state != states.get(dyno):
-                store.record_crash(app, dyno, state)
-                wait = state.restart_at - now
-                when = f"restarting in {wait:.0f} s" if wait > 0 else "restarting"
-                self._say(app, dyno, f"{_exit_text(r)}; {when}", log)
-                if wait > 0:
-                    self._p.schedule_reconcile(app, wait)
-            if state.restart_at > now:
-                hold.add(r.key)
-        return hold
+            if r.state not in (ReplicaState.RUNNING, ReplicaState.STARTING) and r.key in wanted:
+                self._count_crash(r.key, r.container_id, r.started_at, _exit_text(r), log)
+        states = self._p.store.crashes(app)
+        return {k for k in wanted if k.dyno in states and states[k.dyno].restart_at > now}
+
+    def _count_crash(
+        self, key: ReplicaKey, cid: str, started_at: float | None, what: str, log: Log
+    ) -> None:
+        store, now = self._p.store, time.time()
+        previous = store.crashes(key.app).get(key.dyno)
+        state = after_crash(previous, cid, started_at, now)
+        if state == previous:
+            return
+        store.record_crash(key.app, key.dyno, state)
+        wait = state.restart_at - now
+        self._say(key.app, key.dyno,
+                  f"{what}; restarting" + (f" in {wait:.0f} s" if wait > 0 else ""), log)
+        if wait > 0:
+            self._p.schedule_reconcile(key.app, wait)
+
+    def _failed_start(self, want: DesiredReplica, cid: str, exc: DeployFailed, log: Log) -> None:
+        info = self._p.runtime.get(cid)
+        started_at = info.started_at if info is not None else None
+        self._teardown(cid)
+        self._count_crash(want.key, cid, started_at, f"failed to start: "
+                          f"{exc.message.splitlines()[0]}", log)
 
     def retire_due(self, now: float | None = None) -> None:
         """Stop the retiring replicas whose drain time is over."""
@@ -180,7 +203,7 @@ class Reconciler:
             elif deadline <= now:
                 replica = next((r for r in self.observe() if r.container_id == cid), None)
                 if replica is not None:
-                    self._stop(replica, _quiet)
+                    self.stop_replica(replica, _quiet)
                 else:
                     self._teardown(cid)
                 store.retired(cid)
@@ -299,7 +322,7 @@ class Reconciler:
             return
         web = want.key.process_type == WEB
         deadline = time.monotonic() + self._s.boot_timeout
-        while web and not _accepts(address, CONTAINER_PORT):
+        while web and not port_accepts(address, CONTAINER_PORT):
             self._alive(want, cid)
             if time.monotonic() > deadline:
                 raise DeployFailed(
@@ -344,7 +367,8 @@ class Reconciler:
             f"attempts: {failure}.{self._log_tail(cid)}"
         )
 
-    def _stop(self, replica: Replica, log: Log) -> None:
+    def stop_replica(self, replica: Replica, log: Log = _quiet) -> None:
+        """Stop one replica now and free its address."""
         self._say(replica.key.app, replica.key.dyno, f"stopping {replica.container_id}", log)
         self._p.runtime.stop(replica.container_id, self._s.stop_timeout)
         self._p.network.detach(replica.container_id)
@@ -385,7 +409,7 @@ def http_check(address: str, port: int, check: HealthCheck) -> str:
     return ""
 
 
-def _accepts(address: str, port: int) -> bool:
+def port_accepts(address: str, port: int) -> bool:
     try:
         with socket.create_connection((address, port), timeout=0.5):
             return True

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.platform_fixture import Platform, new_platform
+from tests.stack_cache import seed_platform_root
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,7 @@ def platform() -> Iterator[Platform]:
         pytest.skip("the platform needs root")
     p = new_platform("198.19.240.0/24")
     try:
+        seed_platform_root(p.root)
         p.start()
         yield p
     finally:

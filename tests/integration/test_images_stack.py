@@ -23,27 +23,18 @@ from paas.runtime.bundle import mount_points
 from paas.runtime.runtime import Runtime
 from paas.runtime.spec import ContainerSpec
 from paas.settings import Limits
+from tests.stack_cache import STACK_ROOT, ensure_stack, stack_runtime
 
 pytestmark = pytest.mark.root
 
-STACK_ROOT = Path(os.environ.get("PAAS_TEST_STACK_ROOT", "/tmp/paas-test-stack"))
 
 
 @pytest.fixture(scope="module", name="runtime")
 def runtime_fixture() -> Iterator[Runtime]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    tag = secrets.token_hex(3)
-    runc_root = Path(f"/run/paas-test-{tag}/runc")
-    rt = Runtime(runc_root, STACK_ROOT / "containers", f"paas-test-{tag}")
-    yield rt
-    for info in rt.list():
-        rt.remove(info.id)
-    rt.prune_cgroups()
-    if runc_root.parent.exists():
-        for path in (runc_root, runc_root.parent):
-            if path.exists():
-                os.rmdir(path)
+    with stack_runtime() as rt:
+        yield rt
 
 
 @pytest.fixture(scope="module", name="layers")
@@ -53,9 +44,7 @@ def layers_fixture() -> LayerStore:
 
 @pytest.fixture(scope="module", name="stack")
 def stack_fixture(runtime: Runtime, layers: LayerStore) -> tuple[str, ...]:
-    lines: list[str] = []
-    builder = StackBuilder(STACK_ROOT / "stacks", layers, runtime)
-    return builder.ensure("bookworm", lines.append)
+    return ensure_stack(runtime)
 
 
 def _run(rt: Runtime, layers: LayerStore, stack: tuple[str, ...], *command: str) -> list[str]:

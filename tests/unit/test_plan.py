@@ -85,3 +85,8 @@ def test_hold_does_not_keep_slots_that_are_no_longer_desired() -> None:
     dead = replica("dead", "web", 3, 1, ReplicaState.CRASHED)
     p = plan(desired_replicas("a", 1, {"web": 1}, ["web"]), [dead], hold={dead.key})
     assert p.remove == ("dead",)
+
+
+def test_a_held_slot_without_a_container_starts_nothing() -> None:
+    desired = desired_replicas("a", 1, {"web": 1}, ["web"])
+    assert plan(desired, [], hold={ReplicaKey("a", "web", 1)}).empty
