@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +41,9 @@ def ps(target: Target, as_json: bool) -> None:
             state = r["state"]
             if r.get("exit_code") is not None and state != "running":
                 state += f" (exit {r['exit_code']}{', ' + r['reason'] if r['reason'] else ''})"
+            wait = (r.get("restart_at") or 0) - time.time()
+            if state != "running" and wait > 0:
+                state += f" (restarting in {wait:.0f}s)"
             click.echo(
                 f"{r['dyno']:<10} {state:<12} {r['address'] or '-':<15} {r['release']:<5} "
                 f"up {age(r['started_at'])}"

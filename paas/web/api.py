@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from paas.appjson import HealthCheck
 from paas.errors import InvalidInput, PaasError, Unauthorized
-from paas.model import Release, Replica, validate_app_name
+from paas.model import CrashState, Release, Replica, validate_app_name
 from paas.services import AppInfo, Services
 from paas.web.api_run import api_run
 
@@ -84,8 +84,11 @@ def _release_json(release: Release, current: int | None) -> dict[str, Any]:
     }
 
 
-def _replica_json(replica: Replica) -> dict[str, Any]:
+def _replica_json(replica: Replica, crash: CrashState | None = None) -> dict[str, Any]:
+    """A replica; ``crash``: its slot's crash record (restarts in a row, next restart)."""
     return {
+        "restarts": crash.count if crash else 0,
+        "restart_at": crash.restart_at if crash else None,
         "id": replica.container_id,
         "dyno": replica.key.dyno,
         "process_type": replica.key.process_type,
@@ -235,7 +238,10 @@ def set_checks(name: str) -> Any:
 
 @api.get("/apps/<name>/ps")
 def ps(name: str) -> Any:
-    return {"replicas": [_replica_json(r) for r in _services().ps(validate_app_name(name))]}
+    services = _services()
+    replicas = services.ps(validate_app_name(name))
+    crashes = services.store.crashes(name)
+    return {"replicas": [_replica_json(r, crashes.get(r.key.dyno)) for r in replicas]}
 
 
 @api.get("/apps/<name>/formation")
