@@ -39,8 +39,9 @@ EMPTY = AppJson(formation={}, healthchecks={})
 
 
 def parse_app_json(text: str | bytes | None) -> AppJson:
-    """Parse app.json; a missing file is EMPTY; a bad one an ``InvalidInput`` saying where."""
-    if text is None:
+    """Parse app.json; a missing file ("" or None) is EMPTY; a bad one an ``InvalidInput``
+    saying where."""
+    if not text:
         return EMPTY
     try:
         data = json.loads(text)

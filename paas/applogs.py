@@ -84,7 +84,7 @@ class ProcessFilter:
             return cls()
         ptype, dot, index = text.partition(".")
         validate_process_type(ptype)
-        if dot and not index.isdigit():
+        if dot and not index.isdecimal():
             raise InvalidInput(f"Invalid process {text!r}: use a type (web) or a replica (web.1).")
         return cls(text)
 
@@ -163,7 +163,7 @@ class AppLogs:
         """The log of a build named by its id, or by a release (``v4``): the build that made
         it, or for a release that reused an image (config change, rollback) the build that
         made that image."""
-        if ref[:1] == "v" and ref[1:].isdigit():
+        if ref[:1] == "v" and ref[1:].isdecimal():
             build = self._build_of_release(app, int(ref[1:]))
         else:
             build = self._build(app, ref)

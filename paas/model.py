@@ -41,6 +41,18 @@ def validate_config_key(key: str) -> str:
     return key
 
 
+def is_env_text(value: str) -> bool:
+    """Whether ``value`` can be an environment value or argument: UTF-8 text without NUL
+    (JSON can carry lone surrogates, which no environment can)."""
+    if "\0" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class App:
     name: str

@@ -20,7 +20,7 @@ from paas.build.launch import release_spec
 from paas.errors import Conflict, InvalidInput
 from paas.images.layers import LayerStore
 from paas.images.store import ImageStore
-from paas.model import Release, validate_config_key
+from paas.model import Release, is_env_text, validate_config_key
 from paas.network import Network
 from paas.runtime.attach import WindowSize, run_attached
 from paas.runtime.runtime import Runtime
@@ -41,16 +41,16 @@ class RunRequest:
     def __post_init__(self) -> None:
         if not self.command or not self.command[0]:
             raise InvalidInput("Give a command to run: paas run APP -- COMMAND [ARGS]...")
-        if any("\0" in word for word in self.command):
-            raise InvalidInput("The command must not contain NUL characters.")
+        if not all(is_env_text(word) for word in self.command):
+            raise InvalidInput("The command must be UTF-8 text without NUL characters.")
         if sum(len(word.encode()) + 1 for word in self.command) > MAX_COMMAND_BYTES:
             raise InvalidInput(f"The command is longer than {MAX_COMMAND_BYTES} bytes.")
         for key, value in self.env.items():
             validate_config_key(key)
             if key in PLATFORM_VARIABLES:
                 raise InvalidInput(f"{key} is set by the platform; choose another name.")
-            if "\0" in value:
-                raise InvalidInput(f"The value of {key} must not contain NUL characters.")
+            if not is_env_text(value):
+                raise InvalidInput(f"The value of {key} must be text without NUL characters.")
 
 
 class OneOffs:

@@ -33,6 +33,7 @@ from paas.model import (
     Image,
     Release,
     Replica,
+    is_env_text,
     validate_app_name,
     validate_config_key,
 )
@@ -194,7 +195,7 @@ class Services:
         self.store.get_app(app)
         for key, value in values.items():
             validate_config_key(key)
-            if not isinstance(value, str) or "\0" in value or not _utf8(value):
+            if not isinstance(value, str) or not is_env_text(value):
                 raise InvalidInput(f"The value of {key} must be text without NUL characters.")
         for key in unset:
             validate_config_key(key)
@@ -227,15 +228,26 @@ class Services:
         name = validate_server_name(domain.strip().lower())
         if name.endswith(f".{self.settings.domain}") and name != f"{app}.{self.settings.domain}":
             raise Conflict(f"{name} is under the platform's domain; it belongs to another app.")
+        had = name in self.store.domains(app)
         self.store.add_domain(app, name)
+        try:
+            self.request(app, "route", {}, actor)
+        except DeployFailed:
+            if not had:
+                self.store.remove_domain(app, name)  # the router never served it
+            raise
         self.events.emit(app, "router", f"domain {name} added by {actor}")
-        self.request(app, "route", {}, actor)
 
     def remove_domain(self, app: str, domain: str, actor: str) -> None:
         self.store.get_app(app)
-        self.store.remove_domain(app, domain.strip().lower())
-        self.events.emit(app, "router", f"domain {domain} removed by {actor}")
-        self.request(app, "route", {}, actor)
+        name = domain.strip().lower()
+        self.store.remove_domain(app, name)
+        try:
+            self.request(app, "route", {}, actor)
+        except DeployFailed:
+            self.store.add_domain(app, name)  # the router still serves it
+            raise
+        self.events.emit(app, "router", f"domain {name} removed by {actor}")
 
     # --- destroying -----------------------------------------------------------------------------
 
@@ -397,7 +409,7 @@ class WorkerParts:
             procfile = parse_procfile(procfile_raw.decode()) if procfile_raw is not None else {}
             app_json_raw = services.repos.read_file(app, build.rev, "app.json")
             app_json_text = "" if app_json_raw is None else app_json_raw.decode()
-            app_json = parse_app_json(app_json_text or None)
+            app_json = parse_app_json(app_json_text)
             stack = self.stacks.ensure(s.stack, out)
             result = self.builder.build(
                 app=app,
@@ -527,14 +539,6 @@ class WorkerParts:
             created_at=time.time(),
             created_by=actor,
         )
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates, as JSON's \\udxxx escapes can make
-        return False
-    return True
 
 
 class _Output:

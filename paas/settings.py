@@ -64,7 +64,7 @@ class Limits:
 
 def _port(env: Mapping[str, str], key: str, default: int) -> int:
     raw = env.get(key, str(default))
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    if not raw.isdecimal() or not 0 < int(raw) < 65536:
         raise InvalidInput(f"{key}={raw!r} is not a TCP port (1-65535).")
     return int(raw)
 

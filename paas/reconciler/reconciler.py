@@ -455,7 +455,7 @@ def _replica(info: ContainerInfo, attachment: Attachment | None) -> Replica | No
         container_id=info.id,
         key=key,
         release=release,
-        generation=int(generation) if generation.isdigit() else 0,
+        generation=int(generation) if generation.isdecimal() else 0,
         state=state,
         address=None if attachment is None else str(attachment.address),
         started_at=info.started_at,

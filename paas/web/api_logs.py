@@ -38,7 +38,7 @@ def _applogs() -> AppLogs:
 
 
 def _lines(raw: str, least: int) -> int:
-    if not raw.isdigit() or not least <= int(raw) <= MAX_LINES:
+    if not raw.isdecimal() or not least <= int(raw) <= MAX_LINES:
         raise InvalidInput(f"lines must be a number from {least} to {MAX_LINES}.")
     return int(raw)
 

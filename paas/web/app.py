@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from paas.applogs import AppLogs
@@ -17,6 +18,7 @@ from paas.oneoff import OneOffs
 from paas.services import Services
 from paas.web.api import api, register_errors
 from paas.web.api_logs import api_logs
+from paas.web.openapi import openapi
 
 
 def hook_env(services: Services) -> Mapping[str, str]:
@@ -32,18 +34,31 @@ def hook_env(services: Services) -> Mapping[str, str]:
 api.register_blueprint(api_logs)  # once, at import: under /api/v1, behind the token check
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body nested deeper than the parser goes is invalid JSON
+    (``get_json(silent=True)`` gives None: a 400 saying what to send), not a crash."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
 def create_app(
     services: Services, applogs: AppLogs | None = None, oneoffs: OneOffs | None = None
 ) -> Flask:
     """The API over ``services``; logs need ``applogs`` and one-off runs ``oneoffs`` (both
     read or drive containers, so only a root API process has them)."""
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.extensions["paas.services"] = services
     if applogs is not None:
         app.extensions["paas.applogs"] = applogs
     if oneoffs is not None:
         app.extensions["paas.oneoffs"] = oneoffs
     app.register_blueprint(api)
+    app.register_blueprint(openapi)  # GET /api/v1/openapi.json, no token
     register_errors(app)
 
     @app.get("/")

@@ -6,6 +6,7 @@ from paas.errors import InvalidInput
 
 def test_missing_file_is_empty() -> None:
     assert parse_app_json(None) == EMPTY
+    assert parse_app_json("") == EMPTY
     assert parse_app_json("{}") == EMPTY
 
 
