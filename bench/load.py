@@ -23,6 +23,7 @@ class LoadResult:
     requests: int = 0
     retried: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    failed_at: list[float] = field(default_factory=list)  # time.time() of each failure
     bodies: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ class Load:
                 r.retried += 1
             if failure is not None:
                 r.failures[failure] += 1
+                r.failed_at.append(time.time())
             if body is not None:
                 r.bodies[body] += 1
             if latency is not None:

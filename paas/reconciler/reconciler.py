@@ -162,12 +162,11 @@ class Reconciler:
         """Count the crashes of desired slots (once each) and return the slots whose restart
         must wait (backoff); a reconcile is scheduled for when each is due (and the periodic
         pass catches up should that be lost)."""
-        now = time.time()
         wanted = {d.key for d in desired}
         for r in observed:
             if r.state not in (ReplicaState.RUNNING, ReplicaState.STARTING) and r.key in wanted:
                 self._count_crash(r.key, r.container_id, r.started_at, _exit_text(r), log)
-        states = self._p.store.crashes(app)
+        states, now = self._p.store.crashes(app), time.time()  # now: after the counting
         return {k for k in wanted if k.dyno in states and states[k.dyno].restart_at > now}
 
     def _count_crash(

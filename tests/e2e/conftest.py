@@ -23,4 +23,5 @@ def platform() -> Iterator[Platform]:
         p.stop()
         p.uninstall()
         shutil.rmtree(p.root, ignore_errors=True)
-        p.log_path.unlink(missing_ok=True)
+        if not os.environ.get("PAAS_E2E_KEEP_LOG"):
+            p.log_path.unlink(missing_ok=True)

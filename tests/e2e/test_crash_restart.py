@@ -36,6 +36,7 @@ def test_crashing_replica_restarts_with_backoff(platform: Platform, tmp_path: Pa
         starts = [e.at for e in listed if e.source == "web.1" and e.text.startswith("starting")]
         crashes = [e.at for e in listed if e.source == "web.1" and "crashed, exit 3" in e.text]
     assert len(starts) >= 4 and len(crashes) >= 3, [e.line for e in events.recent(APP, 200)]
+    print("\n".join(f"{e.at:.2f} {e.line}" for e in events.recent(APP, 200)))
     life = 3.5  # each replica serves this long, then exits
     # The crash is noticed within about a second of the exit ...
     lags = [crashes[i] - starts[i] - life for i in range(3)]

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.load import Load, LoadResult
+from paas.settings import Settings
+from paas.wiring import services
 from tests.e2e.platform_fixture import Platform
 from tests.e2e.test_push_deploy import commit, git, http_remote, make_app
 
@@ -78,6 +80,11 @@ def under_load(
     print(f"{result.requests} requests, {result.retried} retried on a reused connection, "
           f"failures: {dict(result.failures)}")
     assert result.requests > 200
+    if result.failed:
+        events = services(Settings.from_env(platform.env)).events.recent(APP, 60)
+        timeline = [f"{e.at:.2f} {e.line}" for e in events]
+        timeline += [f"{t:.2f} request failed" for t in result.failed_at]
+        print("\n".join(sorted(timeline)))
     assert result.failed == 0, dict(result.failures)
     return result
 
