@@ -68,6 +68,10 @@ class Image:
     process_types: Mapping[str, str] = field(default_factory=dict)  # buildpack defaults
     env: Mapping[str, str] = field(default_factory=dict)
     workdir: str = "/app"
+    port: int | None = None  # the port the web process listens on (EXPOSE); None: 5000
+    user: tuple[int, int] | None = None  # (uid, gid) processes run as (USER); None: root
+    command: tuple[str, ...] | None = None  # what the image runs (ENTRYPOINT + CMD)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,3 +142,4 @@ class Replica:
     exit_code: int | None = None
     reason: str | None = None
     generation: int = 0
+    port: int = CONTAINER_PORT  # the port its web process listens on

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from paas.appjson import HealthCheck, parse_app_json
-from paas.model import CONTAINER_PORT, WEB, Replica, ReplicaState
+from paas.model import WEB, Replica, ReplicaState
 from paas.reconciler.reconciler import Reconciler, http_check, port_accepts
 from paas.state.events import Events
 from paas.state.store import Store
@@ -106,6 +106,6 @@ class Monitor:
 def _probe(replica: Replica, check: HealthCheck) -> str:
     assert replica.address is not None
     if check is PORT_CHECK:
-        accepts = port_accepts(replica.address, CONTAINER_PORT)
-        return "" if accepts else f"port {CONTAINER_PORT} does not accept connections"
-    return http_check(replica.address, CONTAINER_PORT, check)
+        accepts = port_accepts(replica.address, replica.port)
+        return "" if accepts else f"port {replica.port} does not accept connections"
+    return http_check(replica.address, replica.port, check)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -18,15 +19,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from paas.appjson import HealthCheck, parse_app_json
-from paas.build.buildpack import BuildpackBuilder
+from paas.build.buildpack import BuildpackBuilder, chosen_buildpack
+from paas.build.docker_builder import DOCKERFILE, DockerfileBuilder
+from paas.build.launch import launch_command
 from paas.errors import BuildFailed, Conflict, DeployFailed, InvalidInput, NotFound, PaasError
 from paas.gitserver.repos import RepoStore
 from paas.gitserver.sshd import authorized_keys_line, parse_public_key, validate_key_name
 from paas.images.layers import LayerStore
+from paas.images.oci import OciImage, export_oci
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
 from paas.model import (
     CHECK_MODES,
+    CONTAINER_PORT,
     RELEASE_PHASE,
     WEB,
     App,
@@ -257,6 +262,36 @@ class Services:
             raise InvalidInput(f"To destroy {app}, confirm with its name ({app}).")
         self.request(app, "destroy", {}, actor)
 
+    # --- images -------------------------------------------------------------------------------
+
+    def export_image(self, app: str, version: int | None, target: Path) -> Release:
+        """Write the image of release ``version`` (default: the current one) of ``app`` to
+        ``target`` as an OCI image layout tar. Config vars are left out: they may be secret."""
+        self.store.get_app(app)
+        release = (self.store.release(app, version) if version is not None
+                   else self.store.current_release(app))
+        if release is None:
+            raise Conflict(f"{app} has no release yet: push to build one first.")
+        worker = self._worker()
+        image = worker.images.load(release.image_id)
+        web = release.processes.get(WEB)
+        command = image.command or (launch_command(web) if web else None)
+        export_oci(
+            OciImage(
+                layers=image.layers,
+                env={**image.env, "PORT": str(image.port or CONTAINER_PORT)},
+                workdir=image.workdir,
+                user=None if image.user is None else f"{image.user[0]}:{image.user[1]}",
+                command=command,
+                exposed_port=image.port or CONTAINER_PORT,
+                labels=image.labels,
+            ),
+            worker.layers,
+            target,
+            ref=release.name,
+        )
+        return release
+
     # --- health checks --------------------------------------------------------------------------
 
     def checks(self, app: str) -> dict[str, tuple[str, tuple[HealthCheck, ...]]]:
@@ -390,6 +425,7 @@ class Services:
 class WorkerParts:
     stacks: StackBuilder
     builder: BuildpackBuilder
+    docker: DockerfileBuilder
     layers: LayerStore
     images: ImageStore
     runtime: Runtime
@@ -410,28 +446,15 @@ class WorkerParts:
             app_json_raw = services.repos.read_file(app, build.rev, "app.json")
             app_json_text = "" if app_json_raw is None else app_json_raw.decode()
             app_json = parse_app_json(app_json_text)
-            stack = self.stacks.ensure(s.stack, out)
-            result = self.builder.build(
-                app=app,
-                source_dir=workdir,
-                stack_layers=stack,
-                config=store.config(app),
-                cache_dir=s.cache_dir / app,
-                output=out,
-                limits=s.default_limits,
-                timeout=s.build_timeout,
-            )
+            image = self.images.save(self._build_image(services, app, workdir, out))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        processes = {**result.process_types, **procfile}
+        processes = {**image.process_types, **procfile}
         if not processes:
             raise BuildFailed(
                 "No process types found: add a Procfile with a web process, "
                 "for example 'web: gunicorn app:app --bind 0.0.0.0:$PORT'."
             )
-        image = self.images.save(
-            Image(id="", layers=(*stack, result.layer), process_types=result.process_types)
-        )
         release = Release(
             app=app,
             version=store.next_release_version(app),
@@ -453,6 +476,42 @@ class WorkerParts:
         store.add_release(release)
         return release
 
+
+    def _build_image(
+        self, services: Services, app: str, source: Path, out: Callable[[str], None]
+    ) -> Image:
+        """Build the source: from its Dockerfile unless a buildpack is named, else with the
+        buildpack that detects it (over the stack)."""
+        s, config = services.settings, services.store.config(app)
+        if (source / DOCKERFILE).is_file() and chosen_buildpack(source, config) is None:
+            out("-----> Dockerfile found: building it")
+            built = self.docker.build(
+                app, source, config, out, limits=s.default_limits, timeout=s.build_timeout
+            )
+            argv = built.process_argv
+            return Image(
+                id="",
+                layers=built.layers,
+                process_types={WEB: "exec " + shlex.join(argv)} if argv else {},
+                env=built.env,
+                workdir=built.workdir,
+                port=built.exposed_port,
+                user=built.user_ids,
+                command=argv,
+                labels=built.labels,
+            )
+        stack = self.stacks.ensure(s.stack, out)
+        result = self.builder.build(
+            app=app,
+            source_dir=source,
+            stack_layers=stack,
+            config=config,
+            cache_dir=s.cache_dir / app,
+            output=out,
+            limits=s.default_limits,
+            timeout=s.build_timeout,
+        )
+        return Image(id="", layers=(*stack, result.layer), process_types=result.process_types)
 
     def operate(self, services: Services, op: Operation, out: Callable[[str], None]) -> str:
         """Carry out ``op``; returns the message the requester sees."""

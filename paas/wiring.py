@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import pwd
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
 from paas.applogs import AppLogs
 from paas.build.buildpack import BuildpackBuilder
+from paas.build.docker_builder import DockerfileBuilder
+from paas.errors import NotFound
 from paas.gitserver import hook, ssh
 from paas.gitserver.repos import RepoStore
 from paas.gitserver.ssh_commands import ssh_dispatcher
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
+from paas.model import APP_NAME_RE
 from paas.monitor import Monitor
 from paas.network import Network
 from paas.oneoff import OneOffs
@@ -105,12 +109,30 @@ def ssh_main() -> int:
     )
 
 
+def release_images(store: Store) -> Callable[[str], str | None]:
+    """Dockerfile ``FROM APP`` or ``FROM APP:vN``: the image of that app's (current) release."""
+
+    def image_of(ref: str) -> str | None:
+        app, _, version = ref.partition(":")
+        if not APP_NAME_RE.fullmatch(app) or not store.app_exists(app):
+            return None
+        try:
+            release = (store.release(app, int(version[1:])) if version[:1] == "v"
+                       and version[1:].isdecimal() else store.current_release(app))
+        except NotFound:
+            return None
+        return None if release is None else release.image_id
+
+    return image_of
+
+
 def worker_services(settings: Settings) -> Services:
     """Everything, including what drives runc, netns, mounts and nginx (root only)."""
     base = services(settings)
     layers = LayerStore(settings.layers_dir)
     images = ImageStore(settings.images_dir)
     rt = runtime(settings)
+    stacks = StackBuilder(settings.stacks_dir, layers, rt)
     reconciler = Reconciler(
         Collaborators(
             settings=settings,
@@ -126,8 +148,12 @@ def worker_services(settings: Settings) -> Services:
         )
     )
     worker = WorkerParts(
-        stacks=StackBuilder(settings.stacks_dir, layers, rt),
+        stacks=stacks,
         builder=BuildpackBuilder(rt, layers, PROJECT_DIR / "buildpacks"),
+        docker=DockerfileBuilder(
+            rt, layers, stacks, images, settings.cache_dir / "dockerfile",
+            stack_names=(settings.stack,), image_refs=release_images(base.store),
+        ),
         layers=layers,
         images=images,
         runtime=rt,

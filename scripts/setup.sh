@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="runc nginx-light redis-server openssh-server openssh-client debootstrap tini \
-iproute2 git make python3 python3-venv python3-pip ca-certificates wrk busybox-static \
+iproute2 git make python3 python3-venv python3-pip ca-certificates wrk busybox-static skopeo umoci \
 procps util-linux passwd"
 
 missing=""

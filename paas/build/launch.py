@@ -51,7 +51,7 @@ def release_spec(
         "HOME": "/app",
         **image.env,
         **release.config,
-        "PORT": str(CONTAINER_PORT),
+        "PORT": str(image.port or CONTAINER_PORT),
         "DYNO": dyno,
         "PAAS_APP": release.app,
         "GIT_REV": release.git_rev,
@@ -65,6 +65,7 @@ def release_spec(
         netns=attachment.netns_path,
         hostname=hostname,
         cwd=image.workdir,
-        labels=dict(labels),
+        labels={**labels, "port": str(image.port or CONTAINER_PORT)},
         hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
+        user=image.user,
     )

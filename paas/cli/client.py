@@ -84,6 +84,20 @@ class ApiClient:
                     f"The platform at {self._e.url} stopped answering: {exc}"
                 ) from None
 
+    def download(self, path: str, target: Path) -> int:
+        """GET a file into ``target`` (written aside, then renamed); returns its size."""
+        tmp = target.with_name(f".{target.name}.part")
+        size = 0
+        try:
+            with self._open("GET", path, None, "application/x-tar") as resp, tmp.open("wb") as f:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
+                    size += len(chunk)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return size
+
     def _open(
         self, method: str, path: str, data: bytes | None, accept: str
     ) -> http.client.HTTPResponse:

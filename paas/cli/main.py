@@ -9,7 +9,7 @@ from types import ModuleType
 
 import click
 
-from paas.cli import account, apps, checks, config, domains, logs, ps, releases
+from paas.cli import account, apps, checks, config, domains, images, logs, ps, releases
 from paas.cli import run as run_command
 from paas.cli.base import Session
 from paas.errors import PaasError
@@ -29,7 +29,9 @@ def commands_of(module: ModuleType) -> list[click.Command]:
     return [value for value in vars(module).values() if isinstance(value, click.Command)]
 
 
-for _module in (account, apps, checks, config, domains, logs, ps, releases, run_command):
+for _module in (
+    account, apps, checks, config, domains, images, logs, ps, releases, run_command
+):
     for _command in commands_of(_module):
         cli.add_command(_command)
 

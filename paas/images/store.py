@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,18 @@ from paas.model import Image
 
 
 def _manifest(image: Image) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "layers": list(image.layers),
         "process_types": dict(image.process_types),
         "env": dict(image.env),
         "workdir": image.workdir,
     }
+    # Only when set, so the ids of images that have none stay what they were.
+    optional = {"port": image.port, "user": image.user, "command": image.command,
+                "labels": dict(image.labels) or None}
+    data.update({k: (list(v) if isinstance(v, tuple) else v)
+                 for k, v in optional.items() if v is not None})
+    return data
 
 
 def _canonical(data: Mapping[str, Any]) -> bytes:
@@ -49,13 +56,7 @@ class ImageStore:
 
         The ``id`` passed in is ignored (pass ``""``): the content decides it.
         """
-        stored = Image(
-            id=image_id(image),
-            layers=tuple(image.layers),
-            process_types=dict(image.process_types),
-            env=dict(image.env),
-            workdir=image.workdir,
-        )
+        stored = replace(image, id=image_id(image), layers=tuple(image.layers))
         target = self.images_dir / f"{stored.id}.json"
         if target.is_file():
             return stored
@@ -77,12 +78,17 @@ class ImageStore:
             data = json.loads((self.images_dir / f"{image_id}.json").read_text())
         except FileNotFoundError:
             raise NotFound(f"Image {image_id} does not exist.") from None
+        user, command = data.get("user"), data.get("command")
         return Image(
             id=image_id,
             layers=tuple(data["layers"]),
             process_types=dict(data["process_types"]),
             env=dict(data["env"]),
             workdir=data["workdir"],
+            port=data.get("port"),
+            user=None if user is None else (int(user[0]), int(user[1])),
+            command=None if command is None else tuple(command),
+            labels=dict(data.get("labels") or {}),
         )
 
     def exists(self, image_id: str) -> bool:

@@ -117,17 +117,17 @@ class Reconciler:
             self.route(app, release, exclude=set(early))
             for cid in early:
                 self.stop_replica(known[cid], log)
-        started: list[tuple[DesiredReplica, str, str]] = []
+        started: list[tuple[DesiredReplica, str, str, int]] = []
         try:
             for want in todo.start:
                 assert release is not None
                 self._say(app, want.key.dyno, f"starting {release.name}", log)
                 started.append((want, *self._start(want, release)))
-            for want, cid, address in started:
+            for want, cid, address, port in started:
                 ptype = want.key.process_type
                 try:
                     self._wait_serving(
-                        want, cid, address, checks.get(ptype, ()), modes.get(ptype)
+                        want, cid, address, port, checks.get(ptype, ()), modes.get(ptype)
                     )
                 except DeployFailed as exc:
                     if going_live:
@@ -138,7 +138,7 @@ class Reconciler:
                     continue
                 self._say(app, want.key.dyno, f"up at {address}", log)
         except DeployFailed as exc:
-            for _, cid, _ in started:
+            for _, cid, _, _ in started:
                 self._teardown(cid)
             self._say(app, "deploy", f"failed: {exc.message.splitlines()[0]}", _quiet)
             raise
@@ -251,7 +251,7 @@ class Reconciler:
         ]
         current = [r for r in web if release is not None and r.release == release.version]
         chosen = current or web
-        upstreams = sorted(f"{r.address}:{CONTAINER_PORT}" for r in chosen)
+        upstreams = sorted(f"{r.address}:{r.port}" for r in chosen)
         names = [f"{app}.{self._s.domain}", *self._p.store.domains(app)]
         self._p.router.set_app(app, names, upstreams)
 
@@ -280,7 +280,8 @@ class Reconciler:
 
     # --- steps ----------------------------------------------------------------------------------
 
-    def _start(self, want: DesiredReplica, release: Release) -> tuple[str, str]:
+    def _start(self, want: DesiredReplica, release: Release) -> tuple[str, str, int]:
+        """Start a replica; returns its container id, address and port."""
         key = want.key
         cid = f"{key.app}.{key.process_type}.{key.index}.v{release.version}.{secrets.token_hex(2)}"
         image = self._p.images.load(release.image_id)
@@ -307,10 +308,10 @@ class Reconciler:
         except Exception:
             self._teardown(cid)
             raise
-        return cid, str(attachment.address)
+        return cid, str(attachment.address), image.port or CONTAINER_PORT
 
     def _wait_serving(
-        self, want: DesiredReplica, cid: str, address: str,
+        self, want: DesiredReplica, cid: str, address: str, port: int,
         checks: tuple[HealthCheck, ...], mode: str | None,
     ) -> None:
         """A new replica passes when it is up and (web) its port accepts, then passes its
@@ -321,18 +322,18 @@ class Reconciler:
             return
         web = want.key.process_type == WEB
         deadline = time.monotonic() + self._s.boot_timeout
-        while web and not port_accepts(address, CONTAINER_PORT):
+        while web and not port_accepts(address, port):
             self._alive(want, cid)
             if time.monotonic() > deadline:
                 raise DeployFailed(
-                    f"{want.key.dyno} did not listen on PORT ({CONTAINER_PORT}) within "
+                    f"{want.key.dyno} did not listen on PORT ({port}) within "
                     f"{self._s.boot_timeout:.0f} s. Make the web process bind 0.0.0.0:$PORT."
                     f"{self._log_tail(cid)}"
                 )
             time.sleep(0.05)
         if web and checks:
             for check in checks:
-                self._check(want, cid, address, check)
+                self._check(want, cid, address, port, check)
             return
         settle_until = time.monotonic() + self._s.checks_wait
         while time.monotonic() < settle_until:
@@ -347,13 +348,15 @@ class Reconciler:
                 f"{self._log_tail(cid)}"
             )
 
-    def _check(self, want: DesiredReplica, cid: str, address: str, check: HealthCheck) -> None:
+    def _check(
+        self, want: DesiredReplica, cid: str, address: str, port: int, check: HealthCheck
+    ) -> None:
         label = check.name or f"GET {check.path}"
         time.sleep(check.initial_delay)
         failure = ""
         for attempt in range(1, check.attempts + 1):
             self._alive(want, cid)
-            failure = http_check(address, CONTAINER_PORT, check)
+            failure = http_check(address, port, check)
             if not failure:
                 return
             self._p.events.emit(want.key.app, want.key.dyno,
@@ -449,12 +452,13 @@ def _replica(info: ContainerInfo, attachment: Attachment | None) -> Replica | No
         "creating": ReplicaState.STARTING,
         "created": ReplicaState.STARTING,
     }.get(info.status, ReplicaState.CRASHED if info.exit_code else ReplicaState.STOPPED)
-    generation = labels.get("generation", "0")
+    generation, port = labels.get("generation", "0"), labels.get("port", "")
     return Replica(
         container_id=info.id,
         key=key,
         release=release,
         generation=int(generation) if generation.isdecimal() else 0,
+        port=int(port) if port.isdecimal() else CONTAINER_PORT,
         state=state,
         address=None if attachment is None else str(attachment.address),
         started_at=info.started_at,

@@ -107,7 +107,7 @@ def render_config(
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": spec.terminal,
-            "user": {"uid": 0, "gid": 0},
+            "user": dict(zip(("uid", "gid"), spec.user or (0, 0), strict=True)),
             "args": [*INIT, *spec.command],
             "env": [f"{k}={v}" for k, v in env.items()],
             "cwd": spec.cwd,

@@ -34,6 +34,7 @@ class ContainerSpec:
     hosts: str = "127.0.0.1\tlocalhost\n"  # content of /etc/hosts
     resolv: str = ""  # content of /etc/resolv.conf ("" = no nameserver)
     upper: Path | None = None  # keep the writable layer here (builds); None: per container
+    user: tuple[int, int] | None = None  # (uid, gid) of the process; None: root
     terminal: bool = False  # a pty as stdio (foreground one-off runs; runc allocates it)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from paas.appjson import HealthCheck
@@ -234,6 +237,28 @@ def set_checks(name: str) -> Any:
         raise InvalidInput('"process_types" must be a list of process type names.')
     result = _services().set_check_mode(validate_app_name(name), types, mode, _actor())
     return {"checks": _checks_json(result)}
+
+
+@api.get("/apps/<name>/image")
+def export_image(name: str) -> Any:
+    """The OCI image layout tar of a release (``?release=vN``; default: the current one)."""
+    raw = request.args.get("release", "")
+    if raw and not (raw[:1] == "v" and raw[1:].isdecimal() and 0 < int(raw[1:]) < 10**9):
+        raise InvalidInput("release must be a release name such as v3.")
+    services = _services()
+    fd, path = tempfile.mkstemp(prefix="export-", suffix=".tar", dir=services.settings.tmp_dir)
+    os.close(fd)
+    target = Path(path)
+    try:
+        release = services.export_image(
+            validate_app_name(name), int(raw[1:]) if raw else None, target
+        )
+        handle = target.open("rb")
+    finally:
+        target.unlink(missing_ok=True)  # the open handle keeps the data until it is sent
+    response = send_file(handle, mimetype="application/x-tar", as_attachment=True,
+                         download_name=f"{name}-{release.name}.oci.tar")
+    return response
 
 
 @api.get("/apps/<name>/ps")

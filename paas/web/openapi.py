@@ -71,6 +71,13 @@ ERRORS = {
 }
 
 
+def _binary(operation: dict[str, Any], media: str) -> dict[str, Any]:
+    """``operation`` answering a file of type ``media`` on success instead of JSON."""
+    ok = operation["responses"]["200"]
+    ok["content"] = {media: {"schema": {"type": "string", "format": "binary"}}}
+    return operation
+
+
 def _operation(
     operation_id: str,
     summary: str,
@@ -387,6 +394,21 @@ PATHS: dict[str, Any] = {
             "Stop routing a host name to the app.",
             (200, DOMAINS),
             "400 404 422",
+        ),
+    },
+    "/apps/{name}/image": {
+        "parameters": [APP],
+        "get": _binary(
+            _operation(
+                "exportImage",
+                "A release's image as an OCI image layout tar (skopeo, podman, umoci read it).",
+                (200, STRING),
+                "400 404 409",
+                parameters=[_query("release", "The release, such as v3 (default: the current "
+                                   "one).", STRING)],
+                description="Config vars are not part of the image: they may be secret.",
+            ),
+            "application/x-tar",
         ),
     },
     "/apps/{name}/logs": {
