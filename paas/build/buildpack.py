@@ -13,10 +13,13 @@ CA bundle           read-only  the host's, over ``/etc/ssl/certs/ca-certificates
 ``/etc/pip.conf``   read-only  the host's pip configuration, when it has one
 =================== ========== ==============================================================
 
-Buildpacks are tried in ``DEFAULT_ORDER`` (see ``buildpacks/``): the first whose
+Buildpacks are tried in ``DEFAULT_ORDER`` (see ``docs/buildpacks.md``): the first whose
 ``bin/detect /app`` exits 0 compiles the app (``bin/compile /app /cache /env``) and its
-``bin/release /app`` gives the default process types. Each buildpack describes itself in
-``buildpack.toml`` (``[buildpack] name`` and ``detects``, what ``bin/detect`` looks for).
+``bin/release /app`` gives the default process types. An app picks one itself with the
+``BUILDPACK`` config var or else a ``.buildpacks`` file at the top of its repository (one
+buildpack, by directory or name); that one's ``bin/detect`` must still accept the app. Each
+buildpack describes itself in ``buildpack.toml`` (``[buildpack] name`` and ``detects``, what
+``bin/detect`` looks for).
 Compile output streams to the caller line by line as it comes; lines starting with ``" !"``
 (Heroku's error marker) also make up the message of the ``BuildFailed`` a failed step raises.
 """
@@ -44,7 +47,9 @@ from paas.runtime.runtime import RunTimedOut
 from paas.runtime.spec import ContainerSpec, Mount
 from paas.settings import Limits
 
-DEFAULT_ORDER = ("python",)
+DEFAULT_ORDER = ("python", "nodejs", "static", "procfile")
+BUILDPACK_VAR = "BUILDPACK"  # config var naming the app's buildpack
+BUILDPACK_FILE = ".buildpacks"  # file at the top of the repository naming it
 CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"  # provided by the stack's ca-certificates
 PIP_CONF_PATH = "/etc/pip.conf"
 CA_VARS = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
@@ -85,6 +90,38 @@ def load_buildpacks(buildpacks_dir: Path, order: Sequence[str]) -> list[Buildpac
         except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
             raise PlatformError(f"Buildpack {pack_id!r} is broken ({meta_file}: {exc}).") from None
     return packs
+
+
+def chosen_buildpack(source_dir: Path, config: Mapping[str, str]) -> tuple[str, str] | None:
+    """The buildpack the app names, and where it does: ``BUILDPACK`` wins over ``.buildpacks``."""
+    value = config.get(BUILDPACK_VAR, "").strip()
+    if value:
+        return value, f"the {BUILDPACK_VAR} config var"
+    path = source_dir / BUILDPACK_FILE
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BuildFailed(f"{BUILDPACK_FILE} must be a regular file naming one buildpack.")
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        text = handle.read(4096).decode(errors="replace")
+    names = [n for line in text.splitlines() if (n := line.split("#", 1)[0].strip())]
+    if len(names) != 1:
+        raise BuildFailed(
+            f"{BUILDPACK_FILE} must name exactly one buildpack on a line of its own; "
+            f"it names {len(names)}."
+        )
+    return names[0], BUILDPACK_FILE
+
+
+def _find_buildpack(packs: Sequence[Buildpack], wanted: str, origin: str) -> Buildpack:
+    for pack in packs:
+        if wanted.lower() in (pack.id.lower(), pack.name.lower()):
+            return pack
+    shown = wanted if len(wanted) <= 60 else wanted[:57] + "..."
+    raise BuildFailed(
+        f"Unknown buildpack {shown!r} in {origin}. "
+        f"Choose one of: {', '.join(pack.id for pack in packs)}."
+    )
 
 
 def _unquote(value: str) -> str:
@@ -206,8 +243,8 @@ class BuildpackBuilder:
                 step = _Steps(
                     self, app, stack_layers, app_dir, cache_dir, Path(env_dir), limits, timeout
                 )
-                pack = self._detect(step, packs, deadline)
-                output(f"-----> {pack.name} app detected")
+                choice = chosen_buildpack(app_dir, config)
+                pack = self._select(step, packs, choice, deadline, output)
                 lines: list[str] = []
 
                 def relay(line: str) -> None:
@@ -237,14 +274,35 @@ class BuildpackBuilder:
                 self.layers.discard(work)
         return BuildResult(layer=layer, process_types=process_types, buildpack=pack.name)
 
-    def _detect(self, step: _Steps, packs: Sequence[Buildpack], deadline: float) -> Buildpack:
+    def _select(
+        self,
+        step: _Steps,
+        packs: Sequence[Buildpack],
+        choice: tuple[str, str] | None,
+        deadline: float,
+        output: Callable[[str], None],
+    ) -> Buildpack:
+        """The chosen buildpack if it accepts the app, else the first that detects it."""
+        if choice is not None:
+            wanted, origin = choice
+            pack = _find_buildpack(packs, wanted, origin)
+            if not step.detects(pack, deadline):
+                raise BuildFailed(
+                    f"The {pack.name} buildpack, chosen by {origin}, cannot build this app: "
+                    f"it looks for {pack.detects}."
+                )
+            output(f"-----> {pack.name} app (buildpack chosen by {origin})")
+            return pack
         for pack in packs:
-            if step.run(pack, "detect", ("/app",), lambda _line: None, deadline) == 0:
+            if step.detects(pack, deadline):
+                output(f"-----> {pack.name} app detected")
                 return pack
         looked_for = "\n".join(f"  {pack.name}: {pack.detects}" for pack in packs)
         raise BuildFailed(
             "No buildpack can build this app. The buildpacks look for:\n"
-            f"{looked_for}\nAdd one of these files to the top of the repository."
+            f"{looked_for}\nAdd one of these files to the top of the repository, or name a "
+            f"buildpack ({', '.join(pack.id for pack in packs)}) in {BUILDPACK_FILE} or the "
+            f"{BUILDPACK_VAR} config var."
         )
 
 
@@ -260,6 +318,10 @@ class _Steps:
     env_dir: Path
     limits: Limits
     timeout: float  # of the whole build
+
+    def detects(self, pack: Buildpack, deadline: float) -> bool:
+        """Whether ``pack``'s ``bin/detect`` accepts the app."""
+        return self.run(pack, "detect", ("/app",), lambda _line: None, deadline) == 0
 
     def run(
         self,

@@ -7,7 +7,8 @@ two layers, built once and recorded in ``stacks_dir/<name>.json``:
    caches emptied and neutral ``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``
    (containers get their own bind-mounted over them). tini is in the base because every
    container, the one that builds the next layer included, runs under ``/usr/bin/tini``.
-2. packages: ``apt-get install`` of Python and CA certificates in a build container over
+2. packages: ``apt-get install`` of ``PACKAGES`` (Python with venv and pip, Node.js with npm,
+   CA certificates: what the buildpacks in ``buildpacks/`` need) in a build container over
    the base (host network namespace, the new layer as its upper dir), so the whiteouts of
    what it deletes from the base are part of the layer.
 
@@ -37,7 +38,7 @@ from paas.runtime.spec import ContainerSpec
 from paas.settings import Limits
 
 STACK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+PACKAGES = ("python3", "python3-venv", "python3-pip", "nodejs", "npm", "ca-certificates")
 PACKAGES_SCRIPT = (
     "set -e; apt-get update; "
     f"apt-get install -y --no-install-recommends {' '.join(PACKAGES)}; "

@@ -259,16 +259,23 @@ class Reconciler:
         self._p.router.remove_app(app)
 
     def cleanup(self, known_apps: Iterable[str]) -> None:
-        """Remove containers of apps that no longer exist, routes of such apps, and network
-        leftovers (netns, veth, leases) that no container owns."""
+        """Remove replicas of apps that no longer exist, dead containers that are not
+        replicas, routes of gone apps, and network leftovers (netns, veth, leases) that no
+        container owns. Live containers that are not replicas (builds, one-off runs, release
+        commands) remove themselves when done; only one older than any of them may run is
+        debris."""
         apps = set(known_apps)
         containers = self._p.runtime.list()
         ids = {info.id for info in containers}
+        oldest = time.time() - max(self._s.build_timeout, self._s.release_timeout) - 600
         for info in containers:
-            if info.labels.get("run") and info.status != "stopped":
-                continue  # a one-off run starting or in progress; it removes itself when done
-            if info.labels.get("app") not in apps or not all(k in info.labels for k in _LABELS):
-                self._teardown(info.id)
+            replica = all(k in info.labels for k in _LABELS)
+            if replica and info.labels["app"] in apps:
+                continue  # reconcile_app owns it
+            live = info.status != "stopped"
+            if not replica and live and (info.started_at or 0) > oldest:
+                continue
+            self._teardown(info.id)
         for cid in self._p.network.attached():
             age = self._p.network.leases.age(cid)
             # A fresh lease belongs to a container being started right now.

@@ -2,7 +2,9 @@
 
 They download from the package index, through the host's proxy settings and CA bundle.
 The stack and its fixtures come from ``test_images_stack.py`` (kept under
-``PAAS_TEST_STACK_ROOT``); the app layers these tests make are removed again.
+``PAAS_TEST_STACK_ROOT``); the app layers these tests make are removed again. The
+``builder`` and ``new_layers`` fixtures and ``source_tree`` serve the other
+``test_build_*.py`` modules too.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ BUILDPACKS = Path(__file__).resolve().parents[2] / "buildpacks"
 LIMITS = Limits(memory_bytes=512 * 1024**2, cpu=2.0, pids=256)
 
 
-@pytest.fixture
-def new_layers(layers: LayerStore, stack: tuple[str, ...]) -> Iterator[None]:
+@pytest.fixture(name="new_layers")
+def new_layers_fixture(layers: LayerStore, stack: tuple[str, ...]) -> Iterator[None]:
     """Remove the layers a test commits (the stack's stay for the next run)."""
     before = set(os.listdir(layers.layers_dir))
     yield
@@ -42,18 +44,23 @@ def new_layers(layers: LayerStore, stack: tuple[str, ...]) -> Iterator[None]:
         shutil.rmtree(layers.layers_dir / name)
 
 
-@pytest.fixture
-def builder(runtime: Runtime, layers: LayerStore) -> BuildpackBuilder:
+@pytest.fixture(name="builder")
+def builder_fixture(runtime: Runtime, layers: LayerStore) -> BuildpackBuilder:
     return BuildpackBuilder(runtime, layers, BUILDPACKS)
 
 
-def _app(root: Path, requirements: str, **files: str) -> Path:
+def source_tree(root: Path, files: dict[str, str]) -> Path:
+    """``root/src`` holding ``files`` (relative path: content)."""
     source = root / "src"
-    source.mkdir()
-    (source / "requirements.txt").write_text(requirements)
     for name, text in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text(text)
+    source.mkdir(exist_ok=True)
     return source
+
+
+def _app(root: Path, requirements: str, **files: str) -> Path:
+    return source_tree(root, {"requirements.txt": requirements, **files})
 
 
 @pytest.mark.usefixtures("new_layers")
@@ -100,22 +107,76 @@ def test_missing_requirement_fails_naming_it(
     source = _app(tmp_path, f"{missing}==1.0\n")
     lines: list[str] = []
     before = set(os.listdir(layers.layers_dir))
+    work_before = set(os.listdir(layers.layers_dir / ".tmp"))  # the store is shared
     with pytest.raises(BuildFailed) as failure:
         builder.build("broken", source, stack, {}, tmp_path / "cache", lines.append, LIMITS, 300)
     assert missing in failure.value.message
     assert "bin/compile" in failure.value.message
     assert any(missing in line for line in lines), "pip's output streams to the caller"
     assert set(os.listdir(layers.layers_dir)) == before
-    assert os.listdir(layers.layers_dir / ".tmp") == []
+    assert set(os.listdir(layers.layers_dir / ".tmp")) == work_before
+
+
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "hello"
+version = "0.1"
+dependencies = ["six"]
+
+[tool.setuptools]
+packages = ["hello"]
+"""
 
 
 @pytest.mark.usefixtures("new_layers")
-def test_app_no_buildpack_detects_is_rejected(
-    builder: BuildpackBuilder, stack: tuple[str, ...], tmp_path: Path
+def test_pyproject_project_is_installed_with_its_dependencies(
+    builder: BuildpackBuilder, layers: LayerStore, stack: tuple[str, ...], tmp_path: Path
 ) -> None:
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "index.html").write_text("<p>hi</p>\n")
+    source = source_tree(
+        tmp_path,
+        {
+            "pyproject.toml": PYPROJECT,
+            "hello/__init__.py": "import six\n\nGREETING = 'hi'\n",
+            ".python-version": "3.11\n",
+        },
+    )
+    lines: list[str] = []
+    result = builder.build("proj", source, stack, {}, tmp_path / "cache", lines.append, LIMITS, 300)
+    assert result.buildpack == "Python"
+    assert "-----> .python-version asks for Python 3.11: the stack's 3.11.2 matches" in lines
+    assert "-----> Installing the app (pyproject.toml / setup.py) with pip" in lines
+    site = layers.path(result.layer) / "app/.venv/lib/python3.11/site-packages"
+    assert (site / "six.py").is_file(), "the project's dependency is installed"
+    assert list(site.glob("hello-0.1*.dist-info")), "and the project itself"
+
+
+@pytest.mark.usefixtures("new_layers")
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("runtime.txt", "python-3.12.1\n", "Python 3.12.1, but this stack has Python 3.11."),
+        (".python-version", "3.9\n", "Change .python-version to 3.11 or remove it."),
+        (".python-version", "pypy3.10\n", "'pypy3.10', which is not a Python version"),
+    ],
+)
+def test_a_python_version_the_stack_lacks_fails_clearly(
+    builder: BuildpackBuilder,
+    layers: LayerStore,
+    stack: tuple[str, ...],
+    tmp_path: Path,
+    name: str,
+    content: str,
+    message: str,
+) -> None:
+    source = _app(tmp_path, "six\n", **{name: content})
+    lines: list[str] = []
+    before = set(os.listdir(layers.layers_dir))
     with pytest.raises(BuildFailed) as failure:
-        builder.build("static", source, stack, {}, tmp_path / "cache", print, LIMITS, 60)
-    assert "requirements.txt" in failure.value.message
+        builder.build("old", source, stack, {}, tmp_path / "cache", lines.append, LIMITS, 120)
+    assert message in failure.value.message
+    assert not any("Installing" in line for line in lines), "it fails before installing"
+    assert set(os.listdir(layers.layers_dir)) == before

@@ -1,6 +1,6 @@
-"""The buildpack runner's own logic: release parsing, the build environment, detect order and
-the build containers it asks for. Containers are recorded, not run, here; the real runs are
-in tests/integration/test_build_buildpack.py."""
+"""The buildpack runner's own logic: release parsing, the build environment, detect order, the
+choice of a buildpack and the build containers it asks for. Containers are recorded, not run,
+here; the real runs are in tests/integration/test_build_*.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 
 from paas.build.buildpack import (
     CA_BUNDLE_PATH,
+    DEFAULT_ORDER,
     BuildpackBuilder,
     build_environment,
+    chosen_buildpack,
     host_ca_bundle,
     load_buildpacks,
     parse_release,
@@ -102,12 +104,15 @@ def test_host_ca_bundle_prefers_ssl_cert_file(tmp_path: Path) -> None:
 # --- buildpacks and detection ------------------------------------------------------------------
 
 
-def test_the_python_buildpack_is_complete() -> None:
-    (python,) = load_buildpacks(PROJECT / "buildpacks", ["python"])
-    assert python.name == "Python"
-    assert "requirements.txt" in python.detects
-    for step in ("detect", "compile", "release"):
-        assert os.access(PROJECT / "buildpacks/python/bin" / step, os.X_OK)
+def test_the_platforms_buildpacks_are_complete() -> None:
+    packs = load_buildpacks(PROJECT / "buildpacks", DEFAULT_ORDER)
+    assert [p.name for p in packs] == ["Python", "Node.js", "Static", "Procfile"]
+    assert "requirements.txt" in packs[0].detects and "package.json" in packs[1].detects
+    for pack in packs:
+        for step in ("detect", "compile", "release"):
+            script = PROJECT / "buildpacks" / pack.id / "bin" / step
+            assert os.access(script, os.X_OK)
+            assert "set -euo pipefail" in script.read_text()
 
 
 def test_a_broken_buildpack_is_a_platform_error(tmp_path: Path) -> None:
@@ -270,3 +275,78 @@ def test_no_time_left_stops_before_the_next_step(tmp_path: Path) -> None:
     builder = _builder(tmp_path, RecordingRuntime({}), ("first",))
     with pytest.raises(BuildFailed, match="before bin/detect"):
         builder.build("hello", _source(tmp_path), STACK, {}, tmp_path / "c", print, LIMITS, 0)
+
+
+# --- choosing a buildpack ------------------------------------------------------------------------
+
+
+def test_nothing_chosen(tmp_path: Path) -> None:
+    assert chosen_buildpack(tmp_path, {"OTHER": "x", "BUILDPACK": "  "}) is None
+
+
+def test_the_config_var_wins_over_the_file(tmp_path: Path) -> None:
+    (tmp_path / ".buildpacks").write_text("static\n")
+    assert chosen_buildpack(tmp_path, {"BUILDPACK": " nodejs "}) == (
+        "nodejs",
+        "the BUILDPACK config var",
+    )
+    assert chosen_buildpack(tmp_path, {}) == ("static", ".buildpacks")
+
+
+def test_the_file_allows_comments_and_blank_lines(tmp_path: Path) -> None:
+    (tmp_path / ".buildpacks").write_text("# serve the docs\n\n  Static  # as is\n")
+    assert chosen_buildpack(tmp_path, {}) == ("Static", ".buildpacks")
+
+
+@pytest.mark.parametrize("text", ["", "# nothing\n", "python\nnodejs\n"])
+def test_the_file_names_exactly_one_buildpack(tmp_path: Path, text: str) -> None:
+    (tmp_path / ".buildpacks").write_text(text)
+    with pytest.raises(BuildFailed, match="must name exactly one buildpack"):
+        chosen_buildpack(tmp_path, {})
+
+
+def test_the_file_is_not_followed_out_of_the_repository(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("root:x:0:0\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/.buildpacks").symlink_to(secret)
+    with pytest.raises(BuildFailed, match="regular file") as failure:
+        chosen_buildpack(tmp_path / "src", {})
+    assert "root" not in failure.value.message
+
+
+def test_a_chosen_buildpack_is_the_only_one_tried(tmp_path: Path) -> None:
+    runtime = RecordingRuntime(
+        {"first/detect": (0, []), "second/detect": (0, []), "second/compile": (0, []),
+         "second/release": (0, [])}
+    )  # fmt: skip
+    builder = _builder(tmp_path, runtime, ("first", "second"))
+    lines: list[str] = []
+    config = {"BUILDPACK": "SECOND"}
+    result = builder.build(
+        "hello", _source(tmp_path), STACK, config, tmp_path / "c", lines.append, LIMITS, 60
+    )
+    assert result.buildpack == "Second"
+    assert runtime.steps() == ["second/detect", "second/compile", "second/release"]
+    assert lines[0] == "-----> Second app (buildpack chosen by the BUILDPACK config var)"
+
+
+def test_a_chosen_buildpack_must_exist_and_accept_the_app(tmp_path: Path) -> None:
+    runtime = RecordingRuntime({})
+    builder = _builder(tmp_path, runtime, ("first", "second"))
+    source = _source(tmp_path)
+    (source / ".buildpacks").write_text("x" * 100 + "\n")
+    with pytest.raises(BuildFailed) as failure:
+        builder.build("hello", source, STACK, {}, tmp_path / "c", print, LIMITS, 60)
+    assert failure.value.message == (
+        f"Unknown buildpack '{'x' * 57}...' in .buildpacks. Choose one of: first, second."
+    )
+    assert runtime.steps() == []
+    (source / ".buildpacks").write_text("first\n")
+    with pytest.raises(BuildFailed) as failure:
+        builder.build("hello", source, STACK, {}, tmp_path / "c", print, LIMITS, 60)
+    assert failure.value.message == (
+        "The First buildpack, chosen by .buildpacks, cannot build this app: it looks for first.txt."
+    )
+    assert runtime.steps() == ["first/detect"]
+    assert os.listdir(tmp_path / "layers/.tmp") == []
