@@ -179,6 +179,15 @@ def build_environment(
     return env, tuple(mounts)
 
 
+def host_build_environment(
+    host_env: Mapping[str, str] | None, pip_conf: Path
+) -> tuple[dict[str, str], tuple[Mount, ...]]:
+    """The environment and mounts every build container gets from this host (``host_env``:
+    default the process's own): its CA bundle, pip settings and proxy variables."""
+    host = dict(os.environ if host_env is None else host_env)
+    return build_environment(host, host_ca_bundle(host), pip_conf if pip_conf.is_file() else None)
+
+
 def host_ca_bundle(host_env: Mapping[str, str]) -> Path | None:
     """The host's CA bundle: ``SSL_CERT_FILE`` if it names a file, else Debian's."""
     for candidate in (host_env.get("SSL_CERT_FILE", ""), CA_BUNDLE_PATH):
@@ -209,10 +218,7 @@ class BuildpackBuilder:
         self.layers = layers
         self.buildpacks_dir = buildpacks_dir
         self.order = tuple(order)
-        host = dict(os.environ if host_env is None else host_env)
-        self.env, self.mounts = build_environment(
-            host, host_ca_bundle(host), pip_conf if pip_conf.is_file() else None
-        )
+        self.env, self.mounts = host_build_environment(host_env, pip_conf)
         self.resolv_conf = resolv_conf
 
     def build(

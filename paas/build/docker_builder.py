@@ -10,7 +10,7 @@ source (see ``paas.build.dockerfile``) and carries the instructions out in order
   ``ARG`` may come before it and is then only visible to FROM.
 - ``RUN`` runs in a build container over the layers so far (read-only lowers; the kept
   upper dir becomes the step's layer), in the host network namespace with the host's proxy
-  settings, CA bundle and pip configuration (``paas.build.buildpack.build_environment``), in
+  settings, CA bundle and pip configuration (``paas.build.buildpack.host_build_environment``), in
   the WORKDIR, as the USER (through ``setpriv``), with the ARG and ENV values as environment.
 - ``COPY`` and ``ADD`` write the files of the build context (less what ``.dockerignore``
   excludes) straight into a new layer dir, owned by root unless ``--chown`` says otherwise.
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from paas.build.buildpack import PIP_CONF_PATH, build_environment, host_ca_bundle
+from paas.build.buildpack import PIP_CONF_PATH, host_build_environment
 from paas.build.dockerfile import (
     DockerIgnore,
     Instruction,
@@ -156,10 +156,7 @@ class DockerfileBuilder:
         self.cache_dir = cache_dir
         self.stack_names = tuple(stack_names)
         self.image_refs = image_refs
-        host = dict(os.environ if host_env is None else host_env)
-        self.env, self.mounts = build_environment(
-            host, host_ca_bundle(host), pip_conf if pip_conf.is_file() else None
-        )
+        self.env, self.mounts = host_build_environment(host_env, pip_conf)
         self.resolv_conf = resolv_conf
 
     def build(
