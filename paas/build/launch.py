@@ -68,4 +68,5 @@ def release_spec(
         labels={**labels, "port": str(image.port or CONTAINER_PORT)},
         hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
         user=image.user,
+        confined=True,
     )

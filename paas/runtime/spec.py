@@ -35,6 +35,7 @@ class ContainerSpec:
     resolv: str = ""  # content of /etc/resolv.conf ("" = no nameserver)
     upper: Path | None = None  # keep the writable layer here (builds); None: per container
     user: tuple[int, int] | None = None  # (uid, gid) of the process; None: root
+    confined: bool = False  # apps: fewer capabilities, no_new_privileges, seccomp denylist
     terminal: bool = False  # a pty as stdio (foreground one-off runs; runc allocates it)
 
 

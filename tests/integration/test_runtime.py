@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,32 @@ def _wait_for_log(sandbox: Sandbox, cid: str, text: str) -> None:
 
 def _ppid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+CONFINEMENT_PROBE = (
+    "grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; "
+    "mkdir -p /m; mount -t tmpfs none /m 2>/dev/null && echo mounted || echo mount-refused; "
+    "unshare -n true 2>/dev/null && echo unshared || echo unshare-refused; "
+    "mknod /n c 1 3 2>/dev/null && echo mknod-done || echo mknod-refused; "
+    "cat /proc/kcore >/dev/null 2>&1 && echo kcore-read || echo kcore-masked"
+)
+
+
+@pytest.mark.parametrize("confined", [True, False])
+def test_app_containers_are_confined(sandbox: Sandbox, confined: bool) -> None:
+    cid = f"conf{int(confined)}"
+    spec = replace(sandbox.spec(cid, ("sh", "-c", CONFINEMENT_PROBE)), confined=confined)
+    sandbox.runtime.start(spec)
+    assert sandbox.wait_stopped(cid).exit_code == 0
+    out = sandbox.runtime.log_path(cid).read_text()
+    sandbox.runtime.remove(cid)
+    status = dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
+    caps = int(status["CapEff"], 16)
+    net_raw, mknod = 1 << 13, 1 << 27
+    assert "kcore-masked" in out
+    if confined:
+        assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "2")
+        assert not caps & (net_raw | mknod)
+        assert {"mount-refused", "unshare-refused", "mknod-refused"} <= set(out.split())
+    else:  # build containers keep Docker's defaults
+        assert status["NoNewPrivs"] == "0" and caps & net_raw and caps & mknod
