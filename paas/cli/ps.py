@@ -18,7 +18,7 @@ def parse_counts(words: Iterable[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for word in words:
         ptype, sep, raw = word.partition("=")
-        if not sep or not is_process_type(ptype) or not raw.isdigit():
+        if not sep or not is_process_type(ptype) or not raw.isdecimal():
             raise InvalidInput(f"Invalid scale {word!r}: use TYPE=COUNT, for example web=3.")
         counts[ptype] = int(raw)
     return counts
@@ -38,7 +38,7 @@ def ps(target: Target, as_json: bool) -> None:
         if not d["replicas"]:
             click.echo(f"{target.app} has no replicas.")
         for r in d["replicas"]:
-            state = r["state"]
+            state = "retiring" if r.get("retiring") else r["state"]
             if r.get("exit_code") is not None and state != "running":
                 state += f" (exit {r['exit_code']}{', ' + r['reason'] if r['reason'] else ''})"
             wait = (r.get("restart_at") or 0) - time.time()

@@ -105,7 +105,7 @@ def authorized_keys_line(key: PublicKey, keyname: str, settings_file: Path, venv
             keyname,
         ]
     )
-    return f'restrict,command="{command}" {key.type} {key.base64} {keyname}\n'
+    return f'restrict,pty,command="{command}" {key.type} {key.base64} {keyname}\n'
 
 
 def render_sshd_config(
@@ -146,7 +146,7 @@ def render_sshd_config(
         "X11Forwarding no",
         "PermitTunnel no",
         "GatewayPorts no",
-        "PermitTTY no",
+        "PermitTTY yes",  # for `ssh -t paas@HOST run APP -- bash`; keys carry restrict,pty
         "PrintMotd no",
         "PrintLastLog no",
         # A push waits for its build: keep idle sessions alive, drop dead ones.

@@ -265,8 +265,11 @@ def export_image(name: str) -> Any:
 def ps(name: str) -> Any:
     services = _services()
     replicas = services.ps(validate_app_name(name))
-    crashes = services.store.crashes(name)
-    return {"replicas": [_replica_json(r, crashes.get(r.key.dyno)) for r in replicas]}
+    crashes, retiring = services.store.crashes(name), services.store.retiring()
+    return {"replicas": [
+        {**_replica_json(r, crashes.get(r.key.dyno)), "retiring": r.container_id in retiring}
+        for r in replicas
+    ]}
 
 
 @api.get("/apps/<name>/formation")

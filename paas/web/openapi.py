@@ -203,6 +203,9 @@ SCHEMAS: dict[str, Schema] = {
             "started_at": _nullable(TIME),
             "exit_code": _nullable({"type": "integer"}),
             "reason": _nullable(STRING),
+            "restarts": {"type": "integer", "description": "Crashes in a row of its slot."},
+            "restart_at": _nullable({**TIME, "description": "When a crashed slot restarts."}),
+            "retiring": {"type": "boolean", "description": "Out of the router, draining."},
         }
     ),
     "Build": _object(

@@ -57,7 +57,7 @@ def nothing_left(deployed: Platform) -> Iterator[Platform]:
     before = _netns(settings)
     yield deployed
     assert not [c for c in _runc_ids(settings) if c.startswith(f"{APP}.run.")]
-    assert _netns(settings) == before
+    assert _netns(settings) <= before  # none added (other apps' replicas may retire meanwhile)
     leftovers = [p.name for p in settings.containers_dir.iterdir() if ".run." in p.name]
     assert not leftovers
 

@@ -92,7 +92,7 @@ def test_authorized_keys_line_forces_the_command_and_drops_the_comment() -> None
         key, "alice@laptop", Path("/var/lib/paas/settings.env"), Path("/opt/paas/.venv")
     )
     assert line == (
-        'restrict,command="env PAAS_SETTINGS_FILE=/var/lib/paas/settings.env '
+        'restrict,pty,command="env PAAS_SETTINGS_FILE=/var/lib/paas/settings.env '
         '/opt/paas/.venv/bin/paas-ssh alice@laptop" '
         f"ssh-ed25519 {key.base64} alice@laptop\n"
     )
