@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paas.errors import PaasError, PlatformError
+from paas.errors import InvalidInput, PaasError, PlatformError
 from paas.gitserver.sshd import ensure_host_keys, render_sshd_config
 from paas.procfile import parse_procfile
 from paas.settings import Settings
@@ -157,6 +157,7 @@ def ensure_token(settings: Settings) -> str:
         _write(path, token + "\n", 0o600)
     if store.token_owner(token) is None:
         store.add_token("admin", token)
+    store.describe_token(token, "CLI (api-token file)")
     # SSH commands run as the SSH user and reach the API with a token of their own.
     relay = settings.ssh_token_file
     if not relay.exists():
@@ -165,7 +166,52 @@ def ensure_token(settings: Settings) -> str:
     relay_token = relay.read_text().strip()
     if store.token_owner(relay_token) is None:
         store.add_token("ssh", relay_token)
+    store.describe_token(relay_token, "SSH commands")
     return token
+
+
+def ensure_admin(settings: Settings, out: Callable[[str], None] = print) -> None:
+    """The dashboard's session key file (0600) and admin account: the password comes from
+    PAAS_ADMIN_PASSWORD, or is generated and printed once, when there is no account yet."""
+    from paas.web.auth import (
+        ensure_secret_key,
+        generate_password,
+        secret_key_path,
+        set_admin_password,
+    )
+    from paas.wiring import services
+
+    ensure_secret_key(secret_key_path(settings))
+    store = services(settings).store
+    if store.admin_password_hash() is not None:
+        return
+    password = os.environ.get("PAAS_ADMIN_PASSWORD") or generate_password()
+    set_admin_password(store, password)
+    if "PAAS_ADMIN_PASSWORD" not in os.environ:
+        out(f"Dashboard: user admin, password {password} (shown once; change it with "
+            "paas-platform admin:password)")
+
+
+def reset_admin_password(settings: Settings) -> int:
+    """``paas-platform admin:password``: a new admin password, typed (twice) at a terminal,
+    read from standard input, or generated and printed when none is given. Ends every open
+    dashboard session."""
+    import getpass
+
+    from paas.web.auth import generate_password, set_admin_password
+    from paas.wiring import services
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("New admin password (empty: generate one): ")
+        if password and getpass.getpass("Again: ") != password:
+            raise InvalidInput("The two passwords differ; nothing changed.")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    generated = not password
+    password = password or generate_password()
+    set_admin_password(services(settings).store, password)
+    print(f"New admin password: {password}" if generated else "Admin password changed.")
+    return 0
 
 
 def ensure_stack(settings: Settings, out: Callable[[str], None] = print) -> None:
@@ -259,6 +305,7 @@ def run(settings: Settings) -> int:
             group.start("redis", process_argv(settings, "redis"), env)
         wait_for_redis(settings, group)
         ensure_token(settings)
+        ensure_admin(settings)
         ensure_stack(settings)
         for name in processes:
             if name != "redis":
@@ -303,6 +350,7 @@ def _banner(settings: Settings) -> None:
     host = "127.0.0.1" if s.bind in ("0.0.0.0", "") else s.bind
     print(
         f"\npaas is running.\n"
+        f"  Dashboard: {s.api_url}/   (user admin)\n"
         f"  API:      {s.api_url}/api/v1   (token: paas auth:token)\n"
         f"  Router:   http://{host}:{s.http_port}/  (apps at http://APP.{s.domain})\n"
         f"  Git/SSH:  git remote add paas ssh://{s.ssh_user}@{host}:{s.ssh_port}/APP\n"
@@ -332,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paas-platform", description=__doc__)
     parser.add_argument(
         "command",
-        choices=["run", "prepare", "uninstall", "monitor", "redis", "web", "worker", "beat",
-                 "router", "sshd"],
+        choices=["run", "prepare", "uninstall", "monitor", "admin:password", "redis", "web",
+                 "worker", "beat", "router", "sshd"],
     )
     args = parser.parse_args(argv)
     try:
@@ -348,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "monitor":
             return run_monitor(settings)
+        if args.command == "admin:password":
+            return reset_admin_password(settings)
         argv_ = process_argv(settings, args.command)
         os.execvp(argv_[0], argv_)
     except PaasError as exc:

@@ -181,7 +181,7 @@ def validate_upstream(address: str) -> str:
     host, sep, port = address.rpartition(":")
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
-        valid = bool(sep) and port.isdigit() and 0 < int(port) < 65536
+        valid = bool(sep) and port.isdecimal() and 0 < int(port) < 65536
     except ValueError:
         valid = False
     if not valid:

@@ -7,6 +7,8 @@ hierarchies (for the OOM counter and for checks) and removes the empty parent di
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -49,3 +51,54 @@ def prune(cgroup_parent: str) -> list[Path]:
         except OSError:
             busy.append(directory)
     return busy
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a container's cgroup has used: memory now, CPU time since it started (None when
+    the cgroup is gone or the file unreadable)."""
+
+    memory_bytes: int | None
+    cpu_seconds: float | None
+
+
+def usage(cgroups_path: str, roots: Mapping[str, Path] | None = None) -> Usage:
+    """Memory and CPU use of the cgroup at ``cgroups_path`` (runc's ``cgroupsPath``): v1's
+    ``memory.usage_in_bytes`` and ``cpuacct.usage`` (ns), or v2's ``memory.current`` and
+    ``cpu.stat`` ``usage_usec`` where the v1 controller is not mounted. ``roots`` is the
+    result of ``hierarchies()``, to read it once for many containers."""
+    found = hierarchies() if roots is None else roots
+    rel = cgroups_path.lstrip("/")
+    unified = found["unified"] / rel if "unified" in found else None
+    memory: int | None = None
+    if "memory" in found:
+        memory = _read_int(found["memory"] / rel / "memory.usage_in_bytes")
+    elif unified is not None:
+        memory = _read_int(unified / "memory.current")
+    cpu_ns: int | None = None
+    if "cpuacct" in found:
+        cpu_ns = _read_int(found["cpuacct"] / rel / "cpuacct.usage")
+    elif unified is not None:
+        usec = _read_stat(unified / "cpu.stat", "usage_usec")
+        cpu_ns = None if usec is None else usec * 1000
+    return Usage(memory, None if cpu_ns is None else cpu_ns / 1e9)
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_stat(path: Path, key: str) -> int | None:
+    """A ``key value`` line of a flat-keyed cgroup file."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition(" ")
+        if name == key and value.strip().isdecimal():
+            return int(value)
+    return None

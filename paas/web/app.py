@@ -18,6 +18,8 @@ from paas.oneoff import OneOffs
 from paas.services import Services
 from paas.web.api import api, register_errors
 from paas.web.api_logs import api_logs
+from paas.web.auth import ensure_secret_key, secret_key_path
+from paas.web.dashboard import init_dashboard
 from paas.web.openapi import openapi
 
 
@@ -60,10 +62,7 @@ def create_app(
     app.register_blueprint(api)
     app.register_blueprint(openapi)  # GET /api/v1/openapi.json, no token
     register_errors(app)
-
-    @app.get("/")
-    def index() -> Any:
-        return {"service": "paas", "api": "/api/v1", "git": "/git/<app>.git"}
+    init_dashboard(app, ensure_secret_key(secret_key_path(services.settings)))
 
     git = make_git_wsgi(
         repos=services.repos,

@@ -238,6 +238,7 @@ QUERY_PLAUSIBLE = {
     "lines": ["1", "100", "0", "10000", "10001", "-1", " 5", "²", "١٢"],
     "process": ["web", "web.1", "web.x", "web.²", "Web", "web.1.2"],
     "follow": ["1", "0", "false", "", "yes"],
+    "release": ["v1", "v0", "1", "v²", "v99999999999", "", "v-1"],
 }
 GOOD_AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BAD_AUTHS = st.one_of(

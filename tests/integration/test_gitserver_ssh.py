@@ -288,12 +288,16 @@ def test_clone_over_ssh(server: SshServer, work: Path, tmp_path: Path) -> None:
     assert (tmp_path / "copy" / "app.py").read_text() == "print('hi')\n"
 
 
-def test_the_real_console_script_refuses_other_commands(server: SshServer, tmp_path: Path) -> None:
+def test_the_real_console_script_needs_the_relay_token_for_commands(
+    server: SshServer, tmp_path: Path
+) -> None:
+    """Non-git commands go to the CLI through the API; without the platform's relay token
+    (this test runs no platform) they are refused with a message, never run."""
     bob = server.root / "client" / "bob"
     ssh = [*server.ssh_command(bob).split(), "-p", str(server.port), f"{server.user}@127.0.0.1"]
     result = subprocess.run([*ssh, "id"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
-    assert "'id' is not a git command" in result.stderr
+    assert "commands over SSH are not enabled here" in result.stderr
     result = subprocess.run(
         ssh, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
     )
