@@ -64,6 +64,12 @@ def stats(values: Sequence[float]) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
+def spread(name: str, values: Sequence[float]) -> dict[str, float]:
+    """``{name}_median_s``, ``{name}_min_s`` and ``{name}_max_s`` of ``values`` (seconds)."""
+    return dict(zip((f"{name}_median_s", f"{name}_min_s", f"{name}_max_s"), stats(values),
+                    strict=True))
+
+
 def wait_for_port(address: str, port: int, timeout: float = 20.0) -> None:
     """Return as soon as ``address:port`` accepts a TCP connection."""
     deadline = time.monotonic() + timeout
@@ -139,6 +145,11 @@ class Table:
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(self.columns) - 1)) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines)
+
+
+def spread_row(label: str, r: dict[str, float], name: str) -> tuple[str, ...]:
+    """A table row of ``label`` and the median, min and max that ``spread(name, ...)`` gave."""
+    return (label, *(duration(r[f"{name}_{k}_s"]) for k in ("median", "min", "max")))
 
 
 def duration(seconds: float) -> str:

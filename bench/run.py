@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `paas` importable
     sys.path.insert(0, str(ROOT))
 
-from bench import container_start, redeploy  # noqa: E402
+from bench import container_start, dashboard, redeploy, rollback, router_load, scale  # noqa: E402
 from bench.common import Table, machine  # noqa: E402
+from bench.deployed import deployed_platform  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -69,18 +70,31 @@ def write_doc(block: str, path: Path = DOC) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks; update the docs.")
-    parser.add_argument("--quick", action="store_true", help="fewer runs (3 and 2)")
+    parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--no-doc", action="store_true", help=f"do not rewrite {DOC.name}")
     args = parser.parse_args(argv)
 
     tables: list[Table] = []
-    print("container start ...", flush=True)
-    tables.append(container_start.table(container_start.measure(3 if args.quick else 10)))
-    print(tables[-1].text(), end="\n\n", flush=True)
 
-    print("redeploy ...", flush=True)
-    tables.append(redeploy.table(redeploy.measure(2 if args.quick else 5)))
-    print(tables[-1].text(), end="\n\n", flush=True)
+    def done(table: Table) -> None:
+        tables.append(table)
+        print(table.text(), end="\n\n", flush=True)
+
+    runs = 2 if args.quick else 5
+    print("container start ...", flush=True)
+    done(container_start.table(container_start.measure(3 if args.quick else 10)))
+    print("starting a platform and deploying the app (not measured) ...", flush=True)
+    with deployed_platform() as deployed:
+        print("redeploy ...", flush=True)
+        done(redeploy.table(redeploy.measure(deployed, runs)))
+        print("rollback ...", flush=True)
+        done(rollback.table(rollback.measure(deployed, runs)))
+        print("scaling ...", flush=True)
+        done(scale.table(scale.measure(deployed, runs)))
+        print("router throughput ...", flush=True)
+        done(router_load.table(router_load.measure(deployed, 4 if args.quick else 10)))
+    print("dashboard pages (50 apps, 200 replicas) ...", flush=True)
+    done(dashboard.table(dashboard.measure(5 if args.quick else 20)))
 
     if not args.no_doc:
         write_doc(_generated(tables, args.quick))

@@ -139,7 +139,7 @@ def test_rollback_brings_back_old_code_and_config(platform: Platform, checkout: 
 
 def replica_ids(platform: Platform) -> list[str]:
     replicas = json.loads(ok(platform.cli("ps", APP, "--json")))["replicas"]
-    return [r["id"] for r in replicas if r["state"] == "running"]
+    return [r["id"] for r in replicas if r["state"] == "running" and not r["retiring"]]
 
 
 def test_restart_stop_start(platform: Platform, checkout: Path) -> None:
