@@ -46,7 +46,7 @@ from paas.procfile import parse_procfile, validate_process_type
 from paas.reconciler.reconciler import Reconciler
 from paas.router.nginx import validate_server_name
 from paas.runtime.runtime import Runtime
-from paas.settings import Settings
+from paas.settings import Limits, Settings, checked_limits, limits_for, parse_size
 from paas.state.events import Events
 from paas.state.logstream import LogStreams
 from paas.state.store import Build, Operation, Store
@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 MAX_SCALE = 50
 
 
-OPERATION_KINDS = ("config", "rollback", "restart", "stop", "start", "route", "destroy")
+OPERATION_KINDS = (
+    "config", "rollback", "restart", "stop", "start", "route", "destroy", "limits",
+)
 
 
 class TaskQueue(Protocol):
@@ -291,6 +293,46 @@ class Services:
             ref=release.name,
         )
         return release
+
+    # --- resource limits ----------------------------------------------------------------------
+
+    def limits(self, app: str) -> dict[str, Limits]:
+        """Process type -> the limits its replicas get (the defaults where none are set)."""
+        self.store.get_app(app)
+        stored = self.store.limits(app)
+        return {t: limits_for(stored, t, self.settings.default_limits)
+                for t in sorted({*self._process_types(app), *(k for k in stored if k)})}
+
+    def set_limits(
+        self, app: str, process_type: str | None, memory: str | None, cpu: float | None,
+        pids: int | None, actor: str,
+    ) -> dict[str, Limits]:
+        """Change some limits of one process type (None: the whole app); running replicas get
+        them in place where the kernel allows, by a rolling restart otherwise."""
+        self.store.get_app(app)
+        if process_type is not None:
+            validate_process_type(process_type)
+        scope = process_type or ""
+        base = limits_for(self.store.limits(app), scope, self.settings.default_limits)
+        new = checked_limits(Limits(
+            memory_bytes=parse_size(memory) if memory is not None else base.memory_bytes,
+            cpu=base.cpu if cpu is None else float(cpu),
+            pids=base.pids if pids is None else pids,
+        ))  # fmt: skip
+        before = self.store.limits(app).get(scope)
+        self.store.set_limits(app, scope, new)
+        try:
+            self.request(app, "limits", {"process_type": process_type}, actor)
+        except DeployFailed:
+            self.store.set_limits(app, scope, before)
+            raise
+        return self.limits(app)
+
+    def clear_limits(self, app: str, process_type: str | None, actor: str) -> dict[str, Limits]:
+        self.store.get_app(app)
+        self.store.set_limits(app, process_type or "", None)
+        self.request(app, "limits", {"process_type": process_type}, actor)
+        return self.limits(app)
 
     # --- health checks --------------------------------------------------------------------------
 
@@ -544,6 +586,14 @@ class WorkerParts:
             services.events.emit(app, op.kind, f"by {op.actor}")
             self.reconciler.reconcile_app(app, None, out)
             return f"{'Stopped' if op.kind == 'stop' else 'Started'} {app}"
+        if op.kind == "limits":
+            ptype = p.get("process_type")
+            refused = self.reconciler.apply_limits(app, ptype, out)
+            if refused:
+                store.bump_generation(app, refused)
+                self.reconciler.reconcile_app(app, None, out)
+            services.events.emit(app, "limits", f"{ptype or 'all'} changed by {op.actor}")
+            return f"Limits of {app} applied"
         if op.kind == "route":
             self.reconciler.route(app, current)
             return f"Routed {app}"

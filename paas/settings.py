@@ -62,6 +62,26 @@ class Limits:
     pids: int
 
 
+def limits_for(stored: Mapping[str, Limits], process_type: str, default: Limits) -> Limits:
+    """The limits of a process type: its own, else the app's ("" key), else ``default``."""
+    return stored.get(process_type) or stored.get("") or default
+
+
+MIN_MEMORY = 16 * 1024**2
+MIN_PIDS = 8
+
+
+def checked_limits(limits: Limits) -> Limits:
+    """``limits`` if the kernel and the app can live with them, else ``InvalidInput``."""
+    if not MIN_MEMORY <= limits.memory_bytes <= 1024**4:
+        raise InvalidInput("Memory must be between 16m and 1024g.")
+    if not 0.01 <= limits.cpu <= 64:
+        raise InvalidInput("CPU must be between 0.01 and 64 (in CPUs: 0.5 is half a core).")
+    if not MIN_PIDS <= limits.pids <= 4_194_304:
+        raise InvalidInput(f"Pids must be between {MIN_PIDS} and 4194304.")
+    return limits
+
+
 def _port(env: Mapping[str, str], key: str, default: int) -> int:
     raw = env.get(key, str(default))
     if not raw.isdecimal() or not 0 < int(raw) < 65536:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from paas.appjson import HealthCheck, parse_app_json
 from paas.build.launch import release_spec
-from paas.errors import DeployFailed
+from paas.errors import DeployFailed, PlatformError
 from paas.images.layers import LayerStore
 from paas.images.store import ImageStore
 from paas.model import (
@@ -35,7 +35,7 @@ from paas.reconciler.plan import Plan, desired_replicas, plan
 from paas.router.nginx import Router
 from paas.runtime.runtime import Runtime
 from paas.runtime.spec import ContainerInfo
-from paas.settings import Settings
+from paas.settings import Limits, Settings, limits_for
 from paas.state.events import Events
 from paas.state.store import Store
 
@@ -255,6 +255,26 @@ class Reconciler:
         names = [f"{app}.{self._s.domain}", *self._p.store.domains(app)]
         self._p.router.set_app(app, names, upstreams)
 
+    def limits_of(self, app: str, process_type: str) -> Limits:
+        return limits_for(self._p.store.limits(app), process_type, self._s.default_limits)
+
+    def apply_limits(self, app: str, process_type: str | None, log: Log = _quiet) -> list[str]:
+        """Apply the app's limits to its running replicas (of ``process_type``) in place;
+        returns the process types the kernel would not update live (restart those)."""
+        refused: set[str] = set()
+        for r in self.observe(app):
+            ptype = r.key.process_type
+            if r.state != ReplicaState.RUNNING or process_type not in (None, ptype):
+                continue
+            try:
+                self._p.runtime.update(r.container_id, self.limits_of(app, ptype))
+                self._say(app, r.key.dyno, "limits updated", log)
+            except PlatformError as exc:
+                self._say(app, r.key.dyno, f"limits not applied live ({exc.message}); "
+                          "restarting", log)
+                refused.add(ptype)
+        return sorted(refused)
+
     def unroute(self, app: str) -> None:
         self._p.router.remove_app(app)
 
@@ -301,7 +321,7 @@ class Reconciler:
             dyno=key.dyno,
             command=release.processes[key.process_type],
             attachment=attachment,
-            limits=self._s.default_limits,
+            limits=self.limits_of(key.app, key.process_type),
             labels={
                 "app": key.app,
                 "process_type": key.process_type,

@@ -29,6 +29,7 @@ from typing import Any
 from paas.errors import BuildFailed, Conflict, InvalidInput, PlatformError
 from paas.runtime import bundle, cgroups, shim
 from paas.runtime.spec import ContainerInfo, ContainerSpec
+from paas.settings import Limits
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RUNC_TIMEOUT = 30.0
@@ -146,6 +147,16 @@ class Runtime:
         if state is None and not (self.containers_dir / container_id).is_dir():
             return None
         return self._info(container_id, state)
+
+    def update(self, container_id: str, limits: Limits) -> None:
+        """Apply new cgroup limits to a running container (``runc update``)."""
+        memory = str(limits.memory_bytes)
+        quota = max(1000, round(limits.cpu * bundle.CPU_PERIOD_US)) if limits.cpu > 0 else -1
+        args = ["update", "--memory", memory, "--pids-limit", str(limits.pids),
+                "--cpu-period", str(bundle.CPU_PERIOD_US), "--cpu-quota", str(quota)]
+        if bundle.host_has_memsw():
+            args[3:3] = ["--memory-swap", memory]
+        self._runc(*args, _check_id(container_id))
 
     def log_path(self, container_id: str) -> Path:
         return self.containers_dir / _check_id(container_id) / shim.LOG_FILE

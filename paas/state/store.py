@@ -22,6 +22,7 @@ from redis.exceptions import LockError
 
 from paas.errors import Conflict, NotFound
 from paas.model import App, CrashState, Release, validate_app_name
+from paas.settings import Limits
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,20 @@ class Store:
             else:
                 self._r.hset(key, ptype, mode)
 
+    # --- resource limits ----------------------------------------------------------------------
+
+    def limits(self, app: str) -> dict[str, Limits]:
+        """Process type ("" for all) -> limits set for it."""
+        raw = self._r.hgetall(self._k("app", app, "limits"))
+        return {_text(k): Limits(**json.loads(v)) for k, v in raw.items()}
+
+    def set_limits(self, app: str, process_type: str, limits: Limits | None) -> None:
+        key = self._k("app", app, "limits")
+        if limits is None:
+            self._r.hdel(key, process_type)
+        else:
+            self._r.hset(key, process_type, json.dumps(asdict(limits)))
+
     # --- crash restarts -----------------------------------------------------------------------
 
     def crashes(self, app: str) -> dict[str, CrashState]:
@@ -233,7 +248,7 @@ class Store:
         for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
             self._r.delete(self._k("build", _text(build_id)))
         names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds",
-                 "checks", "crashes")
+                 "checks", "crashes", "limits")
         self._r.delete(*(self._k("app", app, n) for n in names))
         self._r.hdel(self._k("apps"), app)
 

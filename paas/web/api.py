@@ -15,6 +15,7 @@ from paas.appjson import HealthCheck
 from paas.errors import InvalidInput, PaasError, Unauthorized
 from paas.model import CrashState, Release, Replica, validate_app_name
 from paas.services import AppInfo, Services
+from paas.settings import Limits
 from paas.web.api_run import api_run
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -259,6 +260,37 @@ def export_image(name: str) -> Any:
     response = send_file(handle, mimetype="application/x-tar", as_attachment=True,
                          download_name=f"{name}-{release.name}.oci.tar")
     return response
+
+
+def _limits_json(limits: dict[str, Limits]) -> dict[str, Any]:
+    return {"limits": {t: asdict(lim) for t, lim in limits.items()}}
+
+
+@api.get("/apps/<name>/limits")
+def limits(name: str) -> Any:
+    return _limits_json(_services().limits(validate_app_name(name)))
+
+
+@api.patch("/apps/<name>/limits")
+def set_limits(name: str) -> Any:
+    body = _body()
+    ptype, memory, cpu, pids = (body.get(k) for k in ("process_type", "memory", "cpu", "pids"))
+    if ptype is not None and not isinstance(ptype, str):
+        raise InvalidInput('"process_type" must be a process type name, e.g. "web".')
+    if memory is not None and not isinstance(memory, str):
+        raise InvalidInput('"memory" must be a size such as "256m".')
+    if cpu is not None and (isinstance(cpu, bool) or not isinstance(cpu, int | float)):
+        raise InvalidInput('"cpu" must be a number of CPUs such as 0.5.')
+    if pids is not None and (isinstance(pids, bool) or not isinstance(pids, int)):
+        raise InvalidInput('"pids" must be a whole number.')
+    result = _services().set_limits(validate_app_name(name), ptype, memory, cpu, pids, _actor())
+    return _limits_json(result)
+
+
+@api.delete("/apps/<name>/limits")
+def clear_limits(name: str) -> Any:
+    ptype = request.args.get("process_type") or None
+    return _limits_json(_services().clear_limits(validate_app_name(name), ptype, _actor()))
 
 
 @api.get("/apps/<name>/ps")

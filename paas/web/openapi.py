@@ -48,6 +48,14 @@ OK: Schema = _object({"ok": {"const": True}})
 DOMAINS: Schema = _object({"domains": _array(STRING)})
 FORMATION: Schema = _object({"formation": _ref("Formation")})
 CHECKS: Schema = _object({"checks": _ref("Checks")})
+LIMITS: Schema = _object({"limits": {
+    "type": "object",
+    "description": "Process type -> its limits.",
+    "additionalProperties": _object(
+        {"memory_bytes": {"type": "integer"}, "cpu": {"type": "number"},
+         "pids": {"type": "integer"}}
+    ),
+}})
 
 
 def _nullable(schema: Schema) -> Schema:
@@ -338,6 +346,33 @@ PATHS: dict[str, Any] = {
             ),
             description="skipped: no checks, still zero-downtime. disabled: no "
             "zero-downtime either: old replicas stop before new ones start.",
+        ),
+    },
+    "/apps/{name}/limits": {
+        "parameters": [APP],
+        "get": _operation("getLimits", "The limits of each process type.", (200, LIMITS),
+                          "400 404"),
+        "patch": _operation(
+            "setLimits",
+            "Change some limits of one process type, or of the whole app.",
+            (200, LIMITS),
+            "400 404 422",
+            body=_object({}, {
+                "process_type": _nullable(STRING),
+                "memory": _nullable({"type": "string", "description": "A size: 256m, 1g."}),
+                "cpu": _nullable({"type": "number", "description": "CPUs: 0.5 is half."}),
+                "pids": _nullable({"type": "integer"}),
+            }),
+            description="Running replicas get the new limits in place (runc update); those "
+            "the kernel will not update are replaced by a rolling restart.",
+        ),
+        "delete": _operation(
+            "clearLimits",
+            "Go back to the platform's default limits.",
+            (200, LIMITS),
+            "400 404 422",
+            parameters=[_query("process_type", "Only this process type's own limits.",
+                               STRING)],
         ),
     },
     "/apps/{name}/ps": {

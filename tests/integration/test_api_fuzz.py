@@ -239,6 +239,7 @@ QUERY_PLAUSIBLE = {
     "process": ["web", "web.1", "web.x", "web.²", "Web", "web.1.2"],
     "follow": ["1", "0", "false", "", "yes"],
     "release": ["v1", "v0", "1", "v²", "v99999999999", "", "v-1"],
+    "process_type": ["web", "worker", "", "w b", "release", "web²"],
 }
 GOOD_AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BAD_AUTHS = st.one_of(

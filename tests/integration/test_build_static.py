@@ -18,17 +18,7 @@ from paas.build.buildpack import BuildpackBuilder
 from paas.images.layers import LayerStore
 from paas.runtime.runtime import Runtime
 from paas.runtime.spec import ContainerSpec
-from tests.integration.test_build_python import (  # noqa: F401  (fixtures)
-    LIMITS,
-    builder_fixture,
-    new_layers_fixture,
-    source_tree,
-)
-from tests.integration.test_images_stack import (  # noqa: F401  (fixtures)
-    layers_fixture,
-    runtime_fixture,
-    stack_fixture,
-)
+from tests.integration.test_build_python import LIMITS, source_tree
 
 pytestmark = pytest.mark.root
 
