@@ -41,6 +41,32 @@ def validate_config_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class PortMap:
+    """``http:8080:5000``: the router listens on host port 8080 for the app, whose web
+    process listens on 5000 (its PORT)."""
+
+    scheme: str
+    host: int
+    container: int
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.host}:{self.container}"
+
+
+def parse_port_map(text: str) -> PortMap:
+    scheme, _, rest = text.partition(":")
+    host, _, container = rest.partition(":")
+    if scheme != "http" or not (host.isascii() and host.isdecimal() and container.isascii()
+                                and container.isdecimal()):
+        raise InvalidInput(f"Invalid port mapping {text!r}: use http:HOST_PORT:CONTAINER_PORT, "
+                           "for example http:8080:5000.")
+    mapping = PortMap(scheme, int(host), int(container))
+    if not (0 < mapping.host < 65536 and 0 < mapping.container < 65536):
+        raise InvalidInput(f"Invalid port mapping {text!r}: ports are 1 to 65535.")
+    return mapping
+
+
 def is_env_text(value: str) -> bool:
     """Whether ``value`` can be an environment value or argument: UTF-8 text without NUL
     (JSON can carry lone surrogates, which no environment can)."""

@@ -36,9 +36,11 @@ from paas.model import (
     WEB,
     App,
     Image,
+    PortMap,
     Release,
     Replica,
     is_env_text,
+    parse_port_map,
     validate_app_name,
     validate_config_key,
 )
@@ -57,7 +59,7 @@ MAX_SCALE = 50
 
 
 OPERATION_KINDS = (
-    "config", "rollback", "restart", "stop", "start", "route", "destroy", "limits",
+    "config", "rollback", "restart", "stop", "start", "route", "destroy", "limits", "ports",
 )
 
 
@@ -293,6 +295,38 @@ class Services:
             ref=release.name,
         )
         return release
+
+    # --- ports --------------------------------------------------------------------------------
+
+    def ports(self, app: str) -> list[PortMap]:
+        self.store.get_app(app)
+        return self.store.ports(app)
+
+    def set_ports(self, app: str, mappings: Sequence[str], actor: str) -> list[PortMap]:
+        """Listen for the app on host ports (``http:8080:5000``: host 8080 to the web
+        process's PORT 5000); no mappings: back to the router's port only. The web replicas
+        restart onto a new container port, without downtime."""
+        self.store.get_app(app)
+        ports = [parse_port_map(m) for m in mappings]
+        s = self.settings
+        reserved = {s.http_port, s.api_port, s.ssh_port}
+        for p in ports:
+            if p.host in reserved:
+                raise Conflict(f"Port {p.host} is the platform's own; pick another.")
+        if len({p.host for p in ports}) != len(ports):
+            raise InvalidInput("Each host port may appear once.")
+        if len({p.container for p in ports}) > 1:
+            raise InvalidInput("All mappings must lead to the same container port (the "
+                               "web process's PORT).")
+        before = self.store.ports(app)
+        self.store.set_ports(app, ports)
+        try:
+            self.request(app, "ports", {"changed": _container(before) != _container(ports)},
+                         actor)
+        except DeployFailed:
+            self.store.set_ports(app, before)
+            raise
+        return ports
 
     # --- resource limits ----------------------------------------------------------------------
 
@@ -594,6 +628,14 @@ class WorkerParts:
                 self.reconciler.reconcile_app(app, None, out)
             services.events.emit(app, "limits", f"{ptype or 'all'} changed by {op.actor}")
             return f"Limits of {app} applied"
+        if op.kind == "ports":
+            if p.get("changed") and current is not None:
+                store.bump_generation(app, [WEB])  # the replicas' PORT changes
+                self.reconciler.reconcile_app(app, current, out)
+            else:
+                self.reconciler.route(app, current)
+            services.events.emit(app, "router", f"ports set by {op.actor}")
+            return f"Ports of {app} set"
         if op.kind == "route":
             self.reconciler.route(app, current)
             return f"Routed {app}"
@@ -648,6 +690,10 @@ class WorkerParts:
             created_at=time.time(),
             created_by=actor,
         )
+
+
+def _container(ports: Sequence[PortMap]) -> int | None:
+    return ports[0].container if ports else None
 
 
 class _Output:

@@ -39,19 +39,22 @@ def release_spec(
     attachment: Attachment,
     limits: Limits,
     labels: Mapping[str, str],
+    port: int | None = None,
 ) -> ContainerSpec:
     """The container that runs ``command`` as ``dyno`` of ``release``.
 
     ``layer_paths`` are the image's layer dirs, bottom first. The app's config overrides the
-    image's environment; PORT, DYNO, PAAS_APP and GIT_REV are always the platform's.
+    image's environment; PORT, DYNO, PAAS_APP and GIT_REV are always the platform's. PORT
+    is ``port``, else the image's EXPOSE, else 5000.
     """
+    port = port or image.port or CONTAINER_PORT
     hostname = f"{release.app}-{dyno.replace('.', '-')}"
     env = {
         "PATH": DEFAULT_PATH,
         "HOME": "/app",
         **image.env,
         **release.config,
-        "PORT": str(image.port or CONTAINER_PORT),
+        "PORT": str(port),
         "DYNO": dyno,
         "PAAS_APP": release.app,
         "GIT_REV": release.git_rev,
@@ -65,7 +68,7 @@ def release_spec(
         netns=attachment.netns_path,
         hostname=hostname,
         cwd=image.workdir,
-        labels={**labels, "port": str(image.port or CONTAINER_PORT)},
+        labels={**labels, "port": str(port)},
         hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
         user=image.user,
         confined=True,

@@ -9,7 +9,19 @@ from types import ModuleType
 
 import click
 
-from paas.cli import account, apps, checks, config, domains, images, logs, ps, releases, resource
+from paas.cli import (
+    account,
+    apps,
+    checks,
+    config,
+    domains,
+    images,
+    logs,
+    ports,
+    ps,
+    releases,
+    resource,
+)
 from paas.cli import run as run_command
 from paas.cli.base import Session
 from paas.errors import PaasError
@@ -30,7 +42,8 @@ def commands_of(module: ModuleType) -> list[click.Command]:
 
 
 for _module in (
-    account, apps, checks, config, domains, images, logs, ps, releases, resource, run_command
+    account, apps, checks, config, domains, images, logs, ports, ps, releases, resource,
+    run_command,
 ):
     for _command in commands_of(_module):
         cli.add_command(_command)

@@ -253,7 +253,13 @@ class Reconciler:
         chosen = current or web
         upstreams = sorted(f"{r.address}:{r.port}" for r in chosen)
         names = [f"{app}.{self._s.domain}", *self._p.store.domains(app)]
-        self._p.router.set_app(app, names, upstreams)
+        ports = [p.host for p in self._p.store.ports(app)]
+        self._p.router.set_app(app, names, upstreams, ports)
+
+    def _app_port(self, app: str) -> int | None:
+        """The port ``ports:set`` gave the app's web process, if any."""
+        ports = self._p.store.ports(app)
+        return ports[0].container if ports else None
 
     def limits_of(self, app: str, process_type: str) -> Limits:
         return limits_for(self._p.store.limits(app), process_type, self._s.default_limits)
@@ -322,6 +328,7 @@ class Reconciler:
             command=release.processes[key.process_type],
             attachment=attachment,
             limits=self.limits_of(key.app, key.process_type),
+            port=self._app_port(key.app),
             labels={
                 "app": key.app,
                 "process_type": key.process_type,
@@ -335,7 +342,7 @@ class Reconciler:
         except Exception:
             self._teardown(cid)
             raise
-        return cid, str(attachment.address), image.port or CONTAINER_PORT
+        return cid, str(attachment.address), self._app_port(key.app) or image.port or CONTAINER_PORT
 
     def _wait_serving(
         self, want: DesiredReplica, cid: str, address: str, port: int,

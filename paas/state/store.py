@@ -21,7 +21,7 @@ import redis
 from redis.exceptions import LockError
 
 from paas.errors import Conflict, NotFound
-from paas.model import App, CrashState, Release, validate_app_name
+from paas.model import App, CrashState, PortMap, Release, parse_port_map, validate_app_name
 from paas.settings import Limits
 
 
@@ -180,6 +180,29 @@ class Store:
             else:
                 self._r.hset(key, ptype, mode)
 
+    # --- app ports -----------------------------------------------------------------------------
+
+    def ports(self, app: str) -> list[PortMap]:
+        raw = self._r.lrange(self._k("app", app, "ports"), 0, -1)
+        return [parse_port_map(_text(p)) for p in raw]
+
+    def set_ports(self, app: str, ports: list[PortMap]) -> None:
+        """Give ``app`` these host ports (taking them from nobody: ``Conflict`` if another
+        app has one)."""
+        owners = self._k("port-owners")
+        for p in ports:
+            owner = self._r.hget(owners, str(p.host))
+            if owner is not None and _text(owner) != app:
+                raise Conflict(f"Port {p.host} is used by app \"{_text(owner)}\".")
+        for old in self.ports(app):
+            self._r.hdel(owners, str(old.host))
+        for p in ports:
+            self._r.hset(owners, str(p.host), app)
+        key = self._k("app", app, "ports")
+        self._r.delete(key)
+        if ports:
+            self._r.rpush(key, *(str(p) for p in ports))
+
     # --- resource limits ----------------------------------------------------------------------
 
     def limits(self, app: str) -> dict[str, Limits]:
@@ -245,6 +268,7 @@ class Store:
         """Forget everything about ``app`` (its builds' logs expire on their own)."""
         for domain in self.domains(app):
             self._r.hdel(self._k("domains"), domain)
+        self.set_ports(app, [])
         for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
             self._r.delete(self._k("build", _text(build_id)))
         names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds",

@@ -262,6 +262,20 @@ def export_image(name: str) -> Any:
     return response
 
 
+@api.get("/apps/<name>/ports")
+def ports(name: str) -> Any:
+    return {"ports": [str(p) for p in _services().ports(validate_app_name(name))]}
+
+
+@api.put("/apps/<name>/ports")
+def set_ports(name: str) -> Any:
+    mappings = _body().get("ports")
+    if not isinstance(mappings, list) or not all(isinstance(m, str) for m in mappings):
+        raise InvalidInput('Give the mappings: {"ports": ["http:8080:5000"]} ([] clears).')
+    result = _services().set_ports(validate_app_name(name), mappings, _actor())
+    return {"ports": [str(p) for p in result]}
+
+
 def _limits_json(limits: dict[str, Limits]) -> dict[str, Any]:
     return {"limits": {t: asdict(lim) for t, lim in limits.items()}}
 

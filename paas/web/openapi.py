@@ -48,6 +48,7 @@ OK: Schema = _object({"ok": {"const": True}})
 DOMAINS: Schema = _object({"domains": _array(STRING)})
 FORMATION: Schema = _object({"formation": _ref("Formation")})
 CHECKS: Schema = _object({"checks": _ref("Checks")})
+PORTS: Schema = _object({"ports": _array(STRING)})
 LIMITS: Schema = _object({"limits": {
     "type": "object",
     "description": "Process type -> its limits.",
@@ -346,6 +347,20 @@ PATHS: dict[str, Any] = {
             ),
             description="skipped: no checks, still zero-downtime. disabled: no "
             "zero-downtime either: old replicas stop before new ones start.",
+        ),
+    },
+    "/apps/{name}/ports": {
+        "parameters": [APP],
+        "get": _operation("getPorts", "The app's own host ports.", (200, PORTS), "400 404"),
+        "put": _operation(
+            "setPorts",
+            "Listen for the app on host ports: http:HOST_PORT:CONTAINER_PORT ([] clears).",
+            (200, PORTS),
+            "400 404 409 422",
+            body=_object({"ports": _array(STRING)}),
+            description="The router also answers any host on each HOST_PORT for the app; "
+            "its web process listens on CONTAINER_PORT (its PORT), and its replicas are "
+            "replaced without downtime when that changes.",
         ),
     },
     "/apps/{name}/limits": {

@@ -29,3 +29,13 @@ def test_valid_config_keys(key: str) -> None:
 def test_invalid_config_keys(key: str) -> None:
     with pytest.raises(InvalidInput):
         validate_config_key(key)
+
+
+def test_port_mappings() -> None:
+    from paas.model import PortMap, parse_port_map
+
+    assert parse_port_map("http:8080:5000") == PortMap("http", 8080, 5000)
+    assert str(parse_port_map("http:80:3000")) == "http:80:3000"
+    for bad in ("https:1:2", "http:0:5000", "http:8080", "http:x:1", "http:70000:1", "http:²:1"):
+        with pytest.raises(InvalidInput):
+            parse_port_map(bad)
