@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +56,8 @@ from paas.state.store import Build, Operation, Store
 log = logging.getLogger(__name__)
 
 MAX_SCALE = 50
+KEPT_RELEASES = 10  # the images of this many last releases of each app stay for rollbacks
+GC_GRACE = 3600.0  # seconds a new layer is kept before it may be collected
 
 
 OPERATION_KINDS = (
@@ -553,6 +555,24 @@ class WorkerParts:
         return release
 
 
+    def collect_garbage(self, services: Services, released: Set[str] = frozenset()) -> list[str]:
+        """Remove the layers nothing keeps: not in the images of any app's last
+        ``KEPT_RELEASES`` releases, not in a stack, and either in ``released`` (the layers
+        of a destroyed app) or committed more than ``GC_GRACE`` seconds ago (a build in
+        progress has not recorded its release yet). Returns the removed digests."""
+        store = services.store
+        kept = self.stacks.all_layers()
+        for app in store.app_names():
+            for release in store.releases(app)[-KEPT_RELEASES:]:
+                if self.images.exists(release.image_id):
+                    kept |= set(self.images.load(release.image_id).layers)
+        removed = []
+        for digest in self.layers.digests():
+            if digest not in kept and (digest in released or self.layers.age(digest) > GC_GRACE):
+                self.layers.remove(digest)
+                removed.append(digest)
+        return removed
+
     def _build_image(
         self, services: Services, app: str, source: Path, out: Callable[[str], None]
     ) -> Image:
@@ -640,6 +660,8 @@ class WorkerParts:
             self.reconciler.route(app, current)
             return f"Routed {app}"
         if op.kind == "destroy":
+            own = {d for r in store.releases(app) if self.images.exists(r.image_id)
+                   for d in self.images.load(r.image_id).layers}
             store.set_stopped(app, True)
             self.reconciler.reconcile_app(app, None, out)
             self.reconciler.unroute(app)
@@ -648,6 +670,8 @@ class WorkerParts:
             services.events.delete(app)
             services.logs.delete(*(b.id for b in store.builds(app)))
             store.delete_app(app)
+            removed = self.collect_garbage(services, own)
+            out(f"Removed {len(removed)} image layers no other app uses")
             return f"Destroyed {app}"
         raise InvalidInput(f"Unknown operation {op.kind!r}.")
 

@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,6 +162,20 @@ class LayerStore:
 
     def exists(self, digest: str) -> bool:
         return bool(DIGEST_RE.match(digest)) and (self.layers_dir / digest).is_dir()
+
+    def digests(self) -> list[str]:
+        """Every stored layer."""
+        if not self.layers_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.layers_dir.iterdir() if DIGEST_RE.match(p.name))
+
+    def age(self, digest: str) -> float:
+        """Seconds since the layer was committed (its dir's last status change)."""
+        return time.time() - self.path(digest).stat().st_ctime
+
+    def remove(self, digest: str) -> None:
+        """Delete a layer for good; the caller makes sure nothing uses it."""
+        shutil.rmtree(self.path(digest), ignore_errors=True)
 
     def size(self, digest: str) -> int:
         """Apparent size in bytes of the layer's regular files."""

@@ -227,6 +227,16 @@ class StackBuilder:
     def _record(self, name: str) -> Path:
         return self.stacks_dir / f"{name}.json"
 
+    def all_layers(self) -> set[str]:
+        """The layers of every stack recorded here (whether current or not)."""
+        found: set[str] = set()
+        for record in self.stacks_dir.glob("*.json"):
+            try:
+                found |= set(json.loads(record.read_text()).get("layers", ()))
+            except (OSError, ValueError):
+                continue
+        return found
+
     def cached(self, name: str) -> tuple[str, ...] | None:
         """The stack's layers if it was built with the current package list and its layers exist."""
         try:

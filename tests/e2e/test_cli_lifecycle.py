@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from paas.images.store import ImageStore
+from paas.settings import Settings
+from paas.wiring import services
 from tests.e2e.platform_fixture import Platform
 from tests.e2e.test_push_deploy import commit, git, http_remote, make_app
 
@@ -215,7 +218,16 @@ def test_destroy(platform: Platform, checkout: Path) -> None:
     assert unconfirmed.returncode == 2 and "--force" in unconfirmed.stderr
     assert platform.get(HOST)[0] == 200
 
+    settings = Settings.from_env(platform.env)
+    store, images = services(settings).store, ImageStore(settings.images_dir)
+    app_layers = {images.load(r.image_id).layers[-1] for r in store.releases(APP)}
+    assert all((settings.layers_dir / d).is_dir() for d in app_layers)
+
     assert ok(platform.cli("apps:destroy", APP, "--force")) == f"Destroyed {APP}.\n"
+    # Its own layers went with it; the stack's stayed for the others.
+    assert not any((settings.layers_dir / d).exists() for d in app_layers)
+    stack = json.loads((settings.stacks_dir / "bookworm.json").read_text())["layers"]
+    assert all((settings.layers_dir / d).is_dir() for d in stack)
     assert platform.get(HOST)[0] == 404
     gone = platform.cli("ps", APP)
     assert gone.returncode == 3 and f'App "{APP}" not found' in gone.stderr
