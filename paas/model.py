@@ -67,6 +67,39 @@ def parse_port_map(text: str) -> PortMap:
     return mapping
 
 
+RESERVED_MOUNT_POINTS = ("/", "/proc", "/sys", "/dev", "/etc/hosts", "/etc/resolv.conf", "/app")
+
+
+@dataclass(frozen=True)
+class StorageMount:
+    """``/var/lib/paas/storage/hello:/data``: a host dir bind-mounted into every replica."""
+
+    host: str
+    container: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.container}"
+
+
+def parse_storage_mount(text: str) -> StorageMount:
+    host, sep, container = text.partition(":")
+    where = f"Invalid storage mount {text[:200]!r}"
+    if not sep or not host.startswith("/") or not container.startswith("/"):
+        raise InvalidInput(f"{where}: use /HOST/DIR:/CONTAINER/DIR with absolute paths.")
+    for path in (host, container):
+        parts = path.split("/")
+        if ".." in parts or "." in parts or not is_env_text(path) or any(
+            c in path for c in ":,\n"
+        ):
+            raise InvalidInput(f"{where}: paths must be plain absolute paths.")
+    normal = "/" + "/".join(p for p in container.split("/") if p)
+    if any(normal == r or normal.startswith(r + "/") for r in RESERVED_MOUNT_POINTS[1:]) or (
+        normal == "/"
+    ):
+        raise InvalidInput(f"{where}: {normal} belongs to the platform or the app's code.")
+    return StorageMount("/" + "/".join(p for p in host.split("/") if p), normal)
+
+
 def is_env_text(value: str) -> bool:
     """Whether ``value`` can be an environment value or argument: UTF-8 text without NUL
     (JSON can carry lone surrogates, which no environment can)."""

@@ -39,8 +39,10 @@ from paas.model import (
     PortMap,
     Release,
     Replica,
+    StorageMount,
     is_env_text,
     parse_port_map,
+    parse_storage_mount,
     validate_app_name,
     validate_config_key,
 )
@@ -329,6 +331,54 @@ class Services:
             self.store.set_ports(app, before)
             raise
         return ports
+
+    # --- storage ------------------------------------------------------------------------------
+
+    def storage(self, app: str) -> list[StorageMount]:
+        self.store.get_app(app)
+        return self.store.storage(app)
+
+    def mount_storage(self, app: str, spec: str, actor: str) -> list[StorageMount]:
+        """Bind a host dir (under an allowed storage dir; created if missing) into every
+        replica of the app at a container path; the replicas restart onto it."""
+        self.store.get_app(app)
+        mount = parse_storage_mount(spec)
+        allowed = self.settings.storage_dirs
+        if not any(Path(mount.host).is_relative_to(d) and Path(mount.host) != d for d in allowed):
+            dirs = ", ".join(str(d) for d in allowed)
+            raise InvalidInput(f"{mount.host} is outside the storage dirs ({dirs}); use a "
+                               "dir below one of them (PAAS_STORAGE_ALLOW sets them).")
+        current = self.store.storage(app)
+        if any(m.container == mount.container for m in current):
+            raise Conflict(f"{mount.container} is mounted already; storage:unmount it first.")
+        host = Path(mount.host)
+        if host.is_symlink() or (host.exists() and not host.is_dir()):
+            raise InvalidInput(f"{mount.host} must be a directory.")
+        host.mkdir(parents=True, exist_ok=True)
+        if host.resolve() != host:
+            raise InvalidInput(f"{mount.host} leads elsewhere through a symbolic link.")
+        return self._change_storage(app, [*current, mount], actor)
+
+    def unmount_storage(self, app: str, spec: str, actor: str) -> list[StorageMount]:
+        self.store.get_app(app)
+        mount = parse_storage_mount(spec)
+        current = self.store.storage(app)
+        if mount not in current:
+            raise NotFound(f"{mount} is not mounted in {app}. Run paas storage {app}.")
+        return self._change_storage(app, [m for m in current if m != mount], actor)
+
+    def _change_storage(
+        self, app: str, mounts: list[StorageMount], actor: str
+    ) -> list[StorageMount]:
+        before = self.store.storage(app)
+        self.store.set_storage(app, mounts)
+        if self.store.current_release(app) is not None:
+            try:
+                self.request(app, "restart", {"process_type": None}, actor)
+            except DeployFailed:
+                self.store.set_storage(app, before)
+                raise
+        return mounts
 
     # --- resource limits ----------------------------------------------------------------------
 

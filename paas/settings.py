@@ -112,6 +112,7 @@ class Settings:
     checks_wait: float = 2.0  # a new replica without health checks must stay up this long
     wait_to_retire: float = 10.0  # an old replica drains this long after leaving the router
     release_timeout: float = 600.0
+    storage_allow: tuple[Path, ...] = ()  # dirs storage:mount may use; (): root/storage
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +147,9 @@ class Settings:
             checks_wait=float(env.get("PAAS_CHECKS_WAIT", "2")),
             wait_to_retire=float(env.get("PAAS_WAIT_TO_RETIRE", "10")),
             release_timeout=float(env.get("PAAS_RELEASE_TIMEOUT", "600")),
+            storage_allow=tuple(
+                Path(p).absolute() for p in env.get("PAAS_STORAGE_ALLOW", "").split(":") if p
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -170,6 +174,8 @@ class Settings:
             "PAAS_WAIT_TO_RETIRE": str(self.wait_to_retire),
             "PAAS_RELEASE_TIMEOUT": str(self.release_timeout),
         }
+        if self.storage_allow:
+            env["PAAS_STORAGE_ALLOW"] = ":".join(str(p) for p in self.storage_allow)
         if self.redis_url:
             env["PAAS_REDIS_URL"] = self.redis_url
         return env
@@ -224,6 +230,11 @@ class Settings:
     def tmp_dir(self) -> Path:
         """Scratch space on the same filesystem as the layers (renames stay atomic)."""
         return self.root / "tmp"
+
+    @property
+    def storage_dirs(self) -> tuple[Path, ...]:
+        """Where ``storage:mount`` host paths may be (PAAS_STORAGE_ALLOW, colon-separated)."""
+        return self.storage_allow or (self.root / "storage",)
 
     @property
     def repos_dir(self) -> Path:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from paas.model import CONTAINER_PORT, Image, Release
+from paas.model import CONTAINER_PORT, Image, Release, StorageMount
 from paas.network import Attachment
-from paas.runtime.spec import ContainerSpec
+from paas.runtime.spec import ContainerSpec, Mount
 from paas.settings import Limits
 
 _PROLOGUE = (
@@ -40,6 +40,7 @@ def release_spec(
     limits: Limits,
     labels: Mapping[str, str],
     port: int | None = None,
+    storage: tuple[StorageMount, ...] = (),
 ) -> ContainerSpec:
     """The container that runs ``command`` as ``dyno`` of ``release``.
 
@@ -72,4 +73,5 @@ def release_spec(
         hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
         user=image.user,
         confined=True,
+        mounts=tuple(Mount(Path(m.host), m.container, read_only=False) for m in storage),
     )

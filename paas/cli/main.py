@@ -21,6 +21,7 @@ from paas.cli import (
     ps,
     releases,
     resource,
+    storage,
 )
 from paas.cli import run as run_command
 from paas.cli.base import Session
@@ -43,6 +44,7 @@ def commands_of(module: ModuleType) -> list[click.Command]:
 
 for _module in (
     account, apps, checks, config, domains, images, logs, ports, ps, releases, resource,
+    storage,
     run_command,
 ):
     for _command in commands_of(_module):

@@ -329,6 +329,7 @@ class Reconciler:
             attachment=attachment,
             limits=self.limits_of(key.app, key.process_type),
             port=self._app_port(key.app),
+            storage=tuple(self._p.store.storage(key.app)),
             labels={
                 "app": key.app,
                 "process_type": key.process_type,

@@ -21,7 +21,16 @@ import redis
 from redis.exceptions import LockError
 
 from paas.errors import Conflict, NotFound
-from paas.model import App, CrashState, PortMap, Release, parse_port_map, validate_app_name
+from paas.model import (
+    App,
+    CrashState,
+    PortMap,
+    Release,
+    StorageMount,
+    parse_port_map,
+    parse_storage_mount,
+    validate_app_name,
+)
 from paas.settings import Limits
 
 
@@ -203,6 +212,20 @@ class Store:
         if ports:
             self._r.rpush(key, *(str(p) for p in ports))
 
+    # --- storage mounts --------------------------------------------------------------------
+
+    def storage(self, app: str) -> list[StorageMount]:
+        raw = self._r.lrange(self._k("app", app, "storage"), 0, -1)
+        return [parse_storage_mount(_text(m)) for m in raw]
+
+    def set_storage(self, app: str, mounts: list[StorageMount]) -> None:
+        key = self._k("app", app, "storage")
+        pipe = self._r.pipeline()
+        pipe.delete(key)
+        if mounts:
+            pipe.rpush(key, *(str(m) for m in mounts))
+        pipe.execute()
+
     # --- resource limits ----------------------------------------------------------------------
 
     def limits(self, app: str) -> dict[str, Limits]:
@@ -272,7 +295,7 @@ class Store:
         for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
             self._r.delete(self._k("build", _text(build_id)))
         names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds",
-                 "checks", "crashes", "limits")
+                 "checks", "crashes", "limits", "storage")
         self._r.delete(*(self._k("app", app, n) for n in names))
         self._r.hdel(self._k("apps"), app)
 

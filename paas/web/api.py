@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from paas.appjson import HealthCheck
 from paas.errors import InvalidInput, PaasError, Unauthorized
-from paas.model import CrashState, Release, Replica, validate_app_name
+from paas.model import CrashState, Release, Replica, StorageMount, validate_app_name
 from paas.services import AppInfo, Services
 from paas.settings import Limits
 from paas.web.api_run import api_run
@@ -247,6 +247,7 @@ def export_image(name: str) -> Any:
     if raw and not (raw[:1] == "v" and raw[1:].isdecimal() and 0 < int(raw[1:]) < 10**9):
         raise InvalidInput("release must be a release name such as v3.")
     services = _services()
+    services.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix="export-", suffix=".tar", dir=services.settings.tmp_dir)
     os.close(fd)
     target = Path(path)
@@ -260,6 +261,29 @@ def export_image(name: str) -> Any:
     response = send_file(handle, mimetype="application/x-tar", as_attachment=True,
                          download_name=f"{name}-{release.name}.oci.tar")
     return response
+
+
+def _storage_json(mounts: list[StorageMount]) -> dict[str, Any]:
+    return {"storage": [str(m) for m in mounts]}
+
+
+@api.get("/apps/<name>/storage")
+def storage(name: str) -> Any:
+    return _storage_json(_services().storage(validate_app_name(name)))
+
+
+@api.post("/apps/<name>/storage")
+def mount_storage(name: str) -> Any:
+    mount = _body().get("mount")
+    if not isinstance(mount, str):
+        raise InvalidInput('Give the mount: {"mount": "/var/lib/paas/storage/APP:/data"}.')
+    return _storage_json(_services().mount_storage(validate_app_name(name), mount, _actor())), 201
+
+
+@api.delete("/apps/<name>/storage")
+def unmount_storage(name: str) -> Any:
+    mount = request.args.get("mount", "")
+    return _storage_json(_services().unmount_storage(validate_app_name(name), mount, _actor()))
 
 
 @api.get("/apps/<name>/ports")

@@ -49,6 +49,7 @@ DOMAINS: Schema = _object({"domains": _array(STRING)})
 FORMATION: Schema = _object({"formation": _ref("Formation")})
 CHECKS: Schema = _object({"checks": _ref("Checks")})
 PORTS: Schema = _object({"ports": _array(STRING)})
+STORAGE: Schema = _object({"storage": _array(STRING)})
 LIMITS: Schema = _object({"limits": {
     "type": "object",
     "description": "Process type -> its limits.",
@@ -347,6 +348,27 @@ PATHS: dict[str, Any] = {
             ),
             description="skipped: no checks, still zero-downtime. disabled: no "
             "zero-downtime either: old replicas stop before new ones start.",
+        ),
+    },
+    "/apps/{name}/storage": {
+        "parameters": [APP],
+        "get": _operation("getStorage", "Host dirs mounted into the app's replicas.",
+                          (200, STORAGE), "400 404"),
+        "post": _operation(
+            "mountStorage",
+            "Mount a host dir (below a storage dir) into every replica: HOST:CONTAINER.",
+            (201, STORAGE),
+            "400 404 409 422",
+            body=_object({"mount": STRING}),
+            description="The data stays on the host across deploys and restarts; the "
+            "replicas are replaced without downtime to get the mount.",
+        ),
+        "delete": _operation(
+            "unmountStorage",
+            "Stop mounting a host dir (its data stays on the host).",
+            (200, STORAGE),
+            "400 404 422",
+            parameters=[_query("mount", "The mount, HOST:CONTAINER.", STRING)],
         ),
     },
     "/apps/{name}/ports": {

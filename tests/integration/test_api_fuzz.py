@@ -240,6 +240,7 @@ QUERY_PLAUSIBLE = {
     "follow": ["1", "0", "false", "", "yes"],
     "release": ["v1", "v0", "1", "v²", "v99999999999", "", "v-1"],
     "process_type": ["web", "worker", "", "w b", "release", "web²"],
+    "mount": ["/var/lib/paas/storage/x:/data", "/etc:/etc", "a:b", "", "/x/../y:/d"],
 }
 GOOD_AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BAD_AUTHS = st.one_of(
