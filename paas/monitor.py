@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from paas.appjson import HealthCheck, parse_app_json
+from paas.errors import PaasError
 from paas.model import WEB, Replica, ReplicaState
 from paas.reconciler.reconciler import Reconciler, http_check, port_accepts
 from paas.state.events import Events
@@ -89,7 +90,11 @@ class Monitor:
         if self._store.check_modes(app).get(WEB) in ("skipped", "disabled"):
             return None
         release = self._store.current_release(app)
-        listed = parse_app_json(release.app_json).healthchecks.get(WEB, ()) if release else ()
+        try:
+            listed = parse_app_json(release.app_json).healthchecks.get(WEB, ()) if release else ()
+        except PaasError as exc:  # one app's bad data must not stop the others' checks
+            log.warning("no liveness check for %s: %s", app, exc.message)
+            return None
         return replace(listed[0], timeout=min(listed[0].timeout, 5.0)) if listed else PORT_CHECK
 
     def _restart(self, replica: Replica, failure: str) -> None:

@@ -242,16 +242,18 @@ def test_restart_after_containers_are_killed_brings_apps_back(platform: Platform
     assert platform.get("hello.paas.test") == (200, "hi from hello\n")
     assert platform.get("viassh.paas.test") == (200, "changed from viassh\n")
     # The killed containers' namespaces, mounts and runc state are gone; one of each remains
-    # per running replica.
-    running = json.loads(
-        subprocess.run(
+    # per running replica. (A replica that was draining when the platform stopped is
+    # removed by the next periodic pass, within 30 s.)
+    def listed() -> list[dict[str, object]]:
+        out = subprocess.run(
             ["runc", "--root", str(settings.runc_root), "list", "--format", "json"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
+            capture_output=True, text=True, timeout=30, check=True,
         ).stdout
-    )
+        return list(json.loads(out) or [])
+
+    deadline = time.monotonic() + 45
+    while len(running := listed()) != 2 and time.monotonic() < deadline:
+        time.sleep(1)
     assert sorted(c["status"] for c in running) == ["running", "running"]
     assert not {c["id"] for c in containers} & {c["id"] for c in running}
     assert len(_netns_of(settings.instance)) == 2
