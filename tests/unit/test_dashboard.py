@@ -42,7 +42,8 @@ def replica(app: str, dyno: str, state: ReplicaState = ReplicaState.RUNNING, **k
     ptype, index = dyno.split(".")
     fields: dict[str, Any] = {
         "container_id": f"{app}.{dyno}.{index}", "key": ReplicaKey(app, ptype, int(index)),
-        "release": 1, "state": state, "address": f"198.18.0.{index}", "started_at": NOW - 65,
+        "release": 1, "state": state, "address": f"198.18.0.{index}",
+        "started_at": time.time() - 65,
     }  # fmt: skip
     return Replica(**{**fields, **kw})
 
