@@ -420,6 +420,18 @@ class Services:
         self.request(app, "limits", {"process_type": process_type}, actor)
         return self.limits(app)
 
+    # --- stacks and layers ----------------------------------------------------------------------
+
+    def stacks(self) -> dict[str, dict[str, Any]]:
+        return self._worker().stacks.stacks()
+
+    def build_stack(self, name: str, out: Callable[[str], None]) -> tuple[str, ...]:
+        """(Re)build a stack from Debian's packages; apps get it at their next deploy."""
+        return self._worker().stacks.ensure(name, out, rebuild=True)
+
+    def collect_garbage(self) -> list[str]:
+        return self._worker().collect_garbage(self)
+
     # --- health checks --------------------------------------------------------------------------
 
     def checks(self, app: str) -> dict[str, tuple[str, tuple[HealthCheck, ...]]]:
@@ -602,6 +614,7 @@ class WorkerParts:
         self.reconciler.release_phase(release, out)
         self.reconciler.reconcile_app(app, release, out)
         store.add_release(release)
+        self.collect_garbage(services)  # images older than the kept releases' go
         return release
 
 

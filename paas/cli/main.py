@@ -21,6 +21,7 @@ from paas.cli import (
     ps,
     releases,
     resource,
+    stacks,
     storage,
 )
 from paas.cli import run as run_command
@@ -44,7 +45,7 @@ def commands_of(module: ModuleType) -> list[click.Command]:
 
 for _module in (
     account, apps, checks, config, domains, images, logs, ports, ps, releases, resource,
-    storage,
+    stacks, storage,
     run_command,
 ):
     for _command in commands_of(_module):

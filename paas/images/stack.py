@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from paas.errors import InvalidInput, PlatformError
 from paas.images.layers import LayerStore
@@ -227,15 +227,19 @@ class StackBuilder:
     def _record(self, name: str) -> Path:
         return self.stacks_dir / f"{name}.json"
 
-    def all_layers(self) -> set[str]:
-        """The layers of every stack recorded here (whether current or not)."""
-        found: set[str] = set()
-        for record in self.stacks_dir.glob("*.json"):
+    def stacks(self) -> dict[str, dict[str, Any]]:
+        """Name -> record (layers, packages, built_at) of every stack built here."""
+        found: dict[str, dict[str, Any]] = {}
+        for record in sorted(self.stacks_dir.glob("*.json")):
             try:
-                found |= set(json.loads(record.read_text()).get("layers", ()))
+                found[record.stem] = json.loads(record.read_text())
             except (OSError, ValueError):
                 continue
         return found
+
+    def all_layers(self) -> set[str]:
+        """The layers of every stack recorded here (whether current or not)."""
+        return {d for record in self.stacks().values() for d in record.get("layers", ())}
 
     def cached(self, name: str) -> tuple[str, ...] | None:
         """The stack's layers if it was built with the current package list and its layers exist."""

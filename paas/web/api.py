@@ -331,6 +331,28 @@ def clear_limits(name: str) -> Any:
     return _limits_json(_services().clear_limits(validate_app_name(name), ptype, _actor()))
 
 
+@api.get("/stacks")
+def stacks() -> Any:
+    return {"stacks": [
+        {"name": name, "layers": record.get("layers", []), "packages": record.get("packages", []),
+         "built_at": record.get("built_at")}
+        for name, record in _services().stacks().items()
+    ]}
+
+
+@api.post("/stacks/<stack>/build")
+def build_stack(stack: str) -> Any:
+    """Rebuild a stack (minutes: debootstrap and apt); answers with the build's output."""
+    lines: list[str] = []
+    layers = _services().build_stack(stack, lines.append)
+    return {"name": stack, "layers": list(layers), "output": lines}
+
+
+@api.post("/images/gc")
+def collect_garbage() -> Any:
+    return {"removed": _services().collect_garbage()}
+
+
 @api.get("/apps/<name>/ps")
 def ps(name: str) -> Any:
     services = _services()

@@ -576,6 +576,36 @@ PATHS: dict[str, Any] = {
             "rows and cols, given together, set the terminal's size with tty.",
         ),
     },
+    "/stacks": {
+        "get": _operation(
+            "listStacks",
+            "The stacks (base images) built on this platform.",
+            (200, _object({"stacks": _array(_object({
+                "name": STRING, "layers": _array(STRING), "packages": _array(STRING),
+                "built_at": _nullable(TIME),
+            }))})),
+            "",
+        ),
+    },
+    "/stacks/{stack}/build": {
+        "parameters": [_path_parameter("stack", "A Debian suite, such as bookworm.")],
+        "post": _operation(
+            "buildStack",
+            "(Re)build a stack from Debian's packages: minutes; apps get it at their next "
+            "deploy.",
+            (200, _object({"name": STRING, "layers": _array(STRING),
+                           "output": _array(STRING)})),
+            "400",
+        ),
+    },
+    "/images/gc": {
+        "post": _operation(
+            "collectGarbage",
+            "Remove image layers that no kept release (each app's last 10) nor stack uses.",
+            (200, _object({"removed": _array(STRING)})),
+            "",
+        ),
+    },
     "/ssh-keys": {
         "get": _operation(
             "listSshKeys",

@@ -73,7 +73,7 @@ def test_every_app_command_takes_app_option_and_json() -> None:
     for name, command in cli.commands.items():
         options = {o for p in command.params for o in getattr(p, "opts", [])}
         if name not in ("apps:create", "apps:list", "ssh-keys", "ssh-keys:add", "auth:token",
-                        "login"):
+                        "login", "stacks", "stacks:build", "images:gc"):  # not about one app
             assert {"-a", "--app"} <= options, name
         if name not in ("auth:token", "login", "run"):  # run attaches to the command's output
             assert "--json" in options, name

@@ -1,0 +1,46 @@
+"""``stacks`` commands: the base images apps are built on (Debian suites from debootstrap
+plus the packages buildpacks need), and ``images:gc`` for unused layers."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any
+
+import click
+
+from paas.cli.base import api, emit, json_option
+
+
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "-"
+
+
+@click.command("stacks")
+@json_option
+def stacks(as_json: bool) -> None:
+    """List the stacks built on the platform."""
+
+    def human(d: dict[str, Any]) -> None:
+        for s in d["stacks"]:
+            click.echo(f"{s['name']:<12} built {_when(s['built_at'])}  "
+                       f"{len(s['layers'])} layers  {', '.join(s['packages'])}")
+
+    emit(api("GET", "/stacks"), as_json, human)
+
+
+@click.command("stacks:build")
+@click.argument("name")
+@json_option
+def stacks_build(name: str, as_json: bool) -> None:
+    """(Re)build a stack, such as bookworm; apps get it at their next deploy."""
+    data = api("POST", f"/stacks/{urllib.parse.quote(name, safe='')}/build")
+    emit(data, as_json, lambda d: click.echo("\n".join(d["output"]) or f"Built {d['name']}."))
+
+
+@click.command("images:gc")
+@json_option
+def images_gc(as_json: bool) -> None:
+    """Remove image layers no kept release (each app's last 10) nor stack uses."""
+    data = api("POST", "/images/gc")
+    emit(data, as_json, lambda d: click.echo(f"Removed {len(d['removed'])} layers."))
