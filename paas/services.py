@@ -380,6 +380,33 @@ class Services:
                 raise
         return mounts
 
+    # --- process settings ---------------------------------------------------------------------
+
+    def process_settings(self, app: str) -> dict[str, float]:
+        self.store.get_app(app)
+        own = self.store.stop_timeout(app)
+        return {"stop_timeout": self.settings.stop_timeout if own is None else own}
+
+    def set_process_setting(self, app: str, key: str, value: str, actor: str) -> dict[str, float]:
+        """``ps:set APP stop-timeout N``: seconds between TERM and KILL when a replica stops
+        ("" or "default": the platform's)."""
+        self.store.get_app(app)
+        if key != "stop-timeout":
+            raise InvalidInput(f"Unknown process setting {key!r}: the one there is is "
+                               "stop-timeout.")
+        if value in ("", "default"):
+            self.store.set_stop_timeout(app, None)
+        else:
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= 3600:
+                raise InvalidInput("stop-timeout must be a number of seconds from 0 to 3600.")
+            self.store.set_stop_timeout(app, seconds)
+        self.events.emit(app, "ps", f"{key} set to {value or 'default'} by {actor}")
+        return self.process_settings(app)
+
     # --- resource limits ----------------------------------------------------------------------
 
     def limits(self, app: str) -> dict[str, Limits]:

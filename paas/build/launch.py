@@ -8,6 +8,8 @@ command runs under a shell, as Procfile commands are shell command lines.
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,16 +18,29 @@ from paas.network import Attachment
 from paas.runtime.spec import ContainerSpec, Mount
 from paas.settings import Limits
 
-_PROLOGUE = (
-    'for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; '
-    'eval "$1"'
-)
+_PROFILES = 'for f in /app/.profile.d/*.sh; do [ -r "$f" ] && . "$f"; done; '
+_ASSIGNMENT = re.compile(r"^\w+=")
+
+
+def _simple(command: str) -> bool:
+    """No control operators or redirections outside quotes, no leading assignment: then
+    the command is exec'ed, so the app itself (not a shell that dies on TERM) gets the
+    stop signal and its grace period; tini -g still signals the whole group otherwise."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    try:
+        words = list(lexer)
+    except ValueError:  # unbalanced quotes: leave it to the shell as it is
+        return False
+    if not words or _ASSIGNMENT.match(words[0]) or words[0] == "exec" or "\n" in command:
+        return False
+    return not any(set(w) <= set(lexer.punctuation_chars) for w in words)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def launch_command(command: str) -> tuple[str, ...]:
     """The argv that runs ``command`` (a Procfile command line) in an app container."""
-    return ("/bin/sh", "-c", _PROLOGUE, "paas-launch", command)
+    run = 'eval "exec $1"' if _simple(command) else 'eval "$1"'
+    return ("/bin/sh", "-c", _PROFILES + run, "paas-launch", command)
 
 
 def release_spec(

@@ -87,3 +87,13 @@ def ps_start(target: Target, as_json: bool) -> None:
     """Start an app's replicas again after ps:stop."""
     data = api("POST", f"/apps/{target.app}/ps/start", {})
     emit(data, as_json, lambda _: click.echo(f"Started {target.app}."))
+
+
+@app_command(Shape("ps:set", "KEY VALUE", least=2, most=2, own_word=lambda w: w == "stop-timeout"))
+@json_option
+def ps_set(target: Target, as_json: bool) -> None:
+    """Set a process setting: paas ps:set hello stop-timeout 30 (seconds from TERM to KILL)."""
+    key, value = target.words
+    data = api("PATCH", f"/apps/{target.app}/ps/settings", {"key": key, "value": value})
+    emit(data, as_json, lambda d: click.echo(
+        f"stop-timeout: {d['settings']['stop_timeout']:g} s"))

@@ -407,7 +407,8 @@ class Reconciler:
     def stop_replica(self, replica: Replica, log: Log = _quiet) -> None:
         """Stop one replica now and free its address."""
         self._say(replica.key.app, replica.key.dyno, f"stopping {replica.container_id}", log)
-        self._p.runtime.stop(replica.container_id, self._s.stop_timeout)
+        grace = self._p.store.stop_timeout(replica.key.app)
+        self._p.runtime.stop(replica.container_id, self._s.stop_timeout if grace is None else grace)
         self._p.network.detach(replica.container_id)
 
     def _say(self, app: str, source: str, text: str, log: Log) -> None:

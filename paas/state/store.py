@@ -226,6 +226,20 @@ class Store:
             pipe.rpush(key, *(str(m) for m in mounts))
         pipe.execute()
 
+    # --- process settings ---------------------------------------------------------------------
+
+    def stop_timeout(self, app: str) -> float | None:
+        """Seconds between TERM and KILL for the app's replicas (None: the platform's)."""
+        raw = self._r.get(self._k("app", app, "stop-timeout"))
+        return None if raw is None else float(raw)
+
+    def set_stop_timeout(self, app: str, seconds: float | None) -> None:
+        key = self._k("app", app, "stop-timeout")
+        if seconds is None:
+            self._r.delete(key)
+        else:
+            self._r.set(key, repr(seconds))
+
     # --- resource limits ----------------------------------------------------------------------
 
     def limits(self, app: str) -> dict[str, Limits]:
@@ -295,7 +309,7 @@ class Store:
         for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
             self._r.delete(self._k("build", _text(build_id)))
         names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds",
-                 "checks", "crashes", "limits", "storage")
+                 "checks", "crashes", "limits", "storage", "stop-timeout")
         self._r.delete(*(self._k("app", app, n) for n in names))
         self._r.hdel(self._k("apps"), app)
 

@@ -331,6 +331,21 @@ def clear_limits(name: str) -> Any:
     return _limits_json(_services().clear_limits(validate_app_name(name), ptype, _actor()))
 
 
+@api.get("/apps/<name>/ps/settings")
+def process_settings(name: str) -> Any:
+    return {"settings": _services().process_settings(validate_app_name(name))}
+
+
+@api.patch("/apps/<name>/ps/settings")
+def set_process_setting(name: str) -> Any:
+    body = _body()
+    key, value = body.get("key"), body.get("value")
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise InvalidInput('Send {"key": "stop-timeout", "value": "30"}.')
+    result = _services().set_process_setting(validate_app_name(name), key, value, _actor())
+    return {"settings": result}
+
+
 @api.get("/stacks")
 def stacks() -> Any:
     return {"stacks": [

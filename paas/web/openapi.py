@@ -49,6 +49,7 @@ DOMAINS: Schema = _object({"domains": _array(STRING)})
 FORMATION: Schema = _object({"formation": _ref("Formation")})
 CHECKS: Schema = _object({"checks": _ref("Checks")})
 PORTS: Schema = _object({"ports": _array(STRING)})
+PS_SETTINGS: Schema = _object({"settings": _object({"stop_timeout": {"type": "number"}})})
 STORAGE: Schema = _object({"storage": _array(STRING)})
 LIMITS: Schema = _object({"limits": {
     "type": "object",
@@ -574,6 +575,18 @@ PATHS: dict[str, Any] = {
             "size changes), until the server's last frame, EXIT with the command's exit "
             "code or ERROR with a message, after which the server closes the connection. "
             "rows and cols, given together, set the terminal's size with tty.",
+        ),
+    },
+    "/apps/{name}/ps/settings": {
+        "parameters": [APP],
+        "get": _operation("getProcessSettings", "The app's process settings.",
+                          (200, PS_SETTINGS), "400 404"),
+        "patch": _operation(
+            "setProcessSetting",
+            "Set a process setting: stop-timeout (seconds from TERM to KILL; \"default\").",
+            (200, PS_SETTINGS),
+            "400 404",
+            body=_object({"key": STRING, "value": STRING}),
         ),
     },
     "/stacks": {
