@@ -49,3 +49,4 @@ def test_crashing_replica_restarts_with_backoff(platform: Platform, tmp_path: Pa
     assert starts[1] - starts[0] - life < 2.0  # first restart within 2 s of the crash
     ps = platform.cli("ps", APP)
     assert "web.1" in ps.stdout
+    assert platform.cli("apps:destroy", APP, "--force").returncode == 0  # stop the loop

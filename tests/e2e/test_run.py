@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from paas.network import Network
 from paas.settings import Settings
 from tests.e2e.platform_fixture import VENV_BIN, Platform
 from tests.e2e.test_push_deploy import git, http_remote, make_app
@@ -30,12 +31,13 @@ def _runc_ids(settings: Settings) -> list[str]:
     return [c["id"] for c in json.loads(listed.stdout or "[]") or []]
 
 
-def _netns(settings: Settings) -> set[str]:
-    out = subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=True
-    ).stdout
-    names = (line.split()[0] for line in out.splitlines())
-    return {name for name in names if name.startswith(f"{settings.instance}-")}
+def _run_netns(settings: Settings) -> list[str]:
+    """The netns of one-off runs that still exist (their lease names the container)."""
+    network = Network(settings.bridge, settings.subnet, settings.instance, settings.network_dir)
+    return [
+        network.netns_name(cid) for cid in network.attached() if ".run." in cid
+        if (Path("/run/netns") / network.netns_name(cid)).exists()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +56,9 @@ def deployed(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Pl
 def nothing_left(deployed: Platform) -> Iterator[Platform]:
     """After each run: no run container of the app and no netns beyond the replicas'."""
     settings = Settings.from_env(deployed.env)
-    before = _netns(settings)
     yield deployed
     assert not [c for c in _runc_ids(settings) if c.startswith(f"{APP}.run.")]
-    assert _netns(settings) <= before  # none added (other apps' replicas may retire meanwhile)
+    assert not _run_netns(settings)
     leftovers = [p.name for p in settings.containers_dir.iterdir() if ".run." in p.name]
     assert not leftovers
 
