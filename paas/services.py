@@ -62,11 +62,6 @@ KEPT_RELEASES = 10  # the images of this many last releases of each app stay for
 GC_GRACE = 3600.0  # seconds a new layer is kept before it may be collected
 
 
-OPERATION_KINDS = (
-    "config", "rollback", "restart", "stop", "start", "route", "destroy", "limits", "ports",
-)
-
-
 class TaskQueue(Protocol):
     def enqueue_deploy(self, build_id: str) -> None: ...
     def enqueue_reconcile(self, app: str, delay: float = 0.0) -> None: ...
