@@ -117,7 +117,9 @@ def test_stdin_reaches_the_process_and_its_end_too(sandbox: Sandbox) -> None:
 
 
 def test_a_terminal_is_a_tty_with_the_window_size(sandbox: Sandbox) -> None:
-    script = "tty; test -t 0 && echo is-a-tty; stty size; read line; stty size; exit 5"
+    # runc sizes the container's pty from ours just after the process starts: give it a
+    # moment before reading the size (a loaded machine once lost that race).
+    script = "sleep 1; tty; test -t 0 && echo is-a-tty; stty size; read line; stty size; exit 5"
     spec = replace(sandbox.spec("term", ("sh", "-c", script)), terminal=True)
     with attached(sandbox, spec, WindowSize(30, 100)) as client:
         client.read_until(STDOUT, b"30 100")
