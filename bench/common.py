@@ -20,7 +20,7 @@ from pyroute2 import IPRoute
 
 def build_busybox_layer(target: Path) -> Path:
     """An image layer of static busybox (every applet linked in /bin) and tini as the init."""
-    for d in ("bin", "usr/bin", "etc", "proc", "sys", "dev", "tmp", "www"):
+    for d in ("bin", "usr/bin", "etc", "proc", "sys", "dev", "tmp", "www", "data"):
         (target / d).mkdir(parents=True, exist_ok=True)
     shutil.copy("/usr/bin/busybox", target / "bin/busybox")
     shutil.copy("/usr/bin/tini-static", target / "usr/bin/tini")

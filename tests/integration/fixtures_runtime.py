@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,32 +17,13 @@ from typing import Any
 import pytest
 from pyroute2 import IPRoute, netns
 
+from bench.common import build_busybox_layer
 from paas.network import Network
 from paas.runtime import cgroups
 from paas.runtime.bundle import mount_points
 from paas.runtime.runtime import Runtime
 from paas.runtime.spec import ContainerInfo, ContainerSpec
 from paas.settings import Limits
-
-
-def build_busybox_layer(target: Path) -> Path:
-    """A root filesystem of static busybox (every applet linked in /bin) and tini."""
-    for d in ("bin", "usr/bin", "etc", "proc", "sys", "dev", "tmp", "www", "data"):
-        (target / d).mkdir(parents=True, exist_ok=True)
-    shutil.copy("/usr/bin/busybox", target / "bin/busybox")
-    shutil.copy("/usr/bin/tini-static", target / "usr/bin/tini")
-    applets = subprocess.run(
-        ["/usr/bin/busybox", "--list"], capture_output=True, text=True, check=True, timeout=10
-    ).stdout.split()
-    for applet in applets:
-        if applet != "busybox":
-            (target / "bin" / applet).symlink_to("busybox")
-    for name in ("hosts", "resolv.conf"):
-        (target / "etc" / name).write_text("")
-    (target / "etc/passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
-    (target / "etc/group").write_text("root:x:0:\n")
-    (target / "www/index.html").write_text("hello from busybox\n")
-    return target
 
 
 def _free_subnet() -> IPv4Network:
