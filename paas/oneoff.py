@@ -24,7 +24,7 @@ from paas.model import Release, is_env_text, validate_config_key
 from paas.network import Network
 from paas.runtime.attach import WindowSize, run_attached
 from paas.runtime.runtime import Runtime
-from paas.settings import Limits
+from paas.settings import Limits, limits_for
 from paas.state.store import Store
 
 PLATFORM_VARIABLES = frozenset({"PORT", "DYNO", "PAAS_APP", "GIT_REV"})
@@ -95,8 +95,10 @@ class OneOffs:
                 dyno=f"run.{number}",
                 command=shlex.join(request.command),
                 attachment=self._network.attach(cid),
-                limits=self._limits,
+                # the app's own limits and storage, like its replicas
+                limits=limits_for(self._store.limits(release.app), "run", self._limits),
                 labels={"app": release.app, "run": "1"},
+                storage=tuple(self._store.storage(release.app)),
             )
             spec = replace(spec, terminal=request.tty, env={**spec.env, **request.env})
             return run_attached(self._runtime, spec, channel, request.size)
