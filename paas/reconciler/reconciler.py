@@ -195,12 +195,16 @@ class Reconciler:
         """Stop the retiring replicas whose drain time is over."""
         now = time.time() if now is None else now
         store = self._p.store
+        retiring = store.retiring()
+        if not retiring:
+            return
         present = {info.id for info in self._p.runtime.list()}
-        for cid, deadline in store.retiring().items():
+        replicas = {r.container_id: r for r in self.observe()}
+        for cid, deadline in retiring.items():
             if cid not in present:
                 store.retired(cid)
             elif deadline <= now:
-                replica = next((r for r in self.observe() if r.container_id == cid), None)
+                replica = replicas.get(cid)
                 if replica is not None:
                     self.stop_replica(replica, _quiet)
                 else:
