@@ -198,7 +198,7 @@ def measure(runs: int = 10) -> dict[str, float]:
         base=base,
         layer=base / "layers" / "busybox",
         runtime=Runtime(base / "runc", base / "containers", f"paas-bench-{name}"),
-        network=Network(f"pb{name}", subnet, name, base / "leases"),
+        network=Network(f"pb{name}", subnet, name, base / "leases", router_port=80),
         bare_root=base / "runc-bare",
         bare_dir=base / "bare",
     )

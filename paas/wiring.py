@@ -55,7 +55,10 @@ def router(settings: Settings) -> Router:
 
 
 def network(settings: Settings) -> Network:
-    return Network(settings.bridge, settings.subnet, settings.instance, settings.network_dir)
+    return Network(
+        settings.bridge, settings.subnet, settings.instance, settings.network_dir,
+        settings.http_port,
+    )  # fmt: skip
 
 
 def runtime(settings: Settings) -> Runtime:

@@ -1,5 +1,11 @@
 """``Network``: the bridge, and one netns + veth pair + address per container (pyroute2).
 
+Containers are isolated from each other and from the host: every host veth is an isolated
+bridge port (``IFLA_BRPORT_ISOLATED``: the bridge forwards nothing between two isolated
+ports, so a container reaches no other container, only the host), and the platform's
+nftables table (``paas.network.firewall``) lets traffic from the bridge into the host only
+on the router's port or as part of a connection the host opened.
+
 Names are derived, never stored: the netns of container ``cid`` is
 ``{instance}-{sha256(cid)[:10]}``; its host-side veth is ``v`` + 12 hex chars (IFNAMSIZ is 15)
 and carries the alias ``paas {instance} {cid}``, set last, which marks it as ours and complete.
@@ -24,6 +30,7 @@ from pyroute2 import IPRoute, NetlinkError, netns
 from pyroute2 import config as pyroute2_config
 
 from paas.errors import InvalidInput, PlatformError
+from paas.network.firewall import apply_rules, remove_rules
 from paas.network.leases import Leases, gateway_of
 
 # pyroute2 forks short-lived children for netns work and ends them with SIGTERM. Unless told
@@ -52,7 +59,10 @@ class Orphans:
 
 
 class Network:
-    def __init__(self, bridge: str, subnet: IPv4Network, instance: str, leases_dir: Path) -> None:
+    def __init__(
+        self, bridge: str, subnet: IPv4Network, instance: str, leases_dir: Path, router_port: int
+    ) -> None:
+        """``router_port``: the one host port containers may connect to (the router's)."""
         if not 0 < len(bridge) <= IFNAMSIZ:
             raise InvalidInput(f"Bridge name {bridge!r} must have 1 to {IFNAMSIZ} characters.")
         if subnet.num_addresses < 4:
@@ -61,6 +71,7 @@ class Network:
         self.subnet = subnet
         self.instance = instance
         self.leases = Leases(leases_dir, subnet)
+        self.router_port = router_port
 
     @property
     def gateway(self) -> IPv4Address:
@@ -78,7 +89,9 @@ class Network:
     # --- bridge -------------------------------------------------------------------------------
 
     def ensure_bridge(self) -> None:
-        """Create the bridge with the gateway address and bring it up; idempotent."""
+        """Create the bridge with the gateway address, isolate its ports, filter what
+        reaches the host from it, and bring it up; idempotent."""
+        apply_rules(self.bridge, self.router_port)  # by name: in force before the bridge exists
         with _netlink(f"setting up bridge {self.bridge}") as ipr:
             if not ipr.link_lookup(ifname=self.bridge):
                 _tolerate_exists(lambda: ipr.link("add", ifname=self.bridge, kind="bridge"))
@@ -89,6 +102,9 @@ class Network:
                 _tolerate_exists(
                     lambda: ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
                 )
+            for port in ipr.get_links():  # ports plugged before isolation existed
+                if port.get_attr("IFLA_MASTER") == index:
+                    ipr.brport("set", index=port["index"], isolated=1)
             ipr.link("set", index=index, state="up")
 
     # --- containers ---------------------------------------------------------------------------
@@ -113,7 +129,9 @@ class Network:
                     "add", ifname=veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": name}
                 )
                 index = ipr.link_lookup(ifname=veth)[0]
-                ipr.link("set", index=index, master=bridge[0], state="up")
+                ipr.link("set", index=index, master=bridge[0])
+                ipr.brport("set", index=index, isolated=1)  # before it is up
+                ipr.link("set", index=index, state="up")
                 with IPRoute(netns=name, flags=0) as inside:
                     inside.link("set", index=inside.link_lookup(ifname="lo")[0], state="up")
                     eth0 = inside.link_lookup(ifname="eth0")[0]
@@ -158,12 +176,14 @@ class Network:
         return found
 
     def destroy(self) -> None:
-        """Remove every attachment, orphan and lease of this instance, and the bridge."""
+        """Remove every attachment, orphan and lease of this instance, the bridge and its
+        filter."""
         for container_id in self.attached():
             self.detach(container_id)
         self.remove_orphans()
         with _netlink(f"removing bridge {self.bridge}") as ipr:
             _delete_link(ipr, self.bridge)
+        remove_rules(self.bridge)
         if self.leases.directory.is_dir() and not any(self.leases.directory.iterdir()):
             self.leases.directory.rmdir()
 

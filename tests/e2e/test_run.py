@@ -1,6 +1,6 @@
 """End to end: one-off runs of a pushed app through the CLI and the API (gunicorn) and over
-SSH: config and platform variables, exit codes, piped stdin, a terminal, the app's network,
-and nothing left behind afterwards."""
+SSH: config and platform variables, exit codes, piped stdin, a terminal, the app's network
+(isolated from its replicas), and nothing left behind afterwards."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from paas.network import Network
+from paas import wiring
 from paas.settings import Settings
 from tests.e2e.platform_fixture import VENV_BIN, Platform
 from tests.e2e.test_push_deploy import git, http_remote, make_app
@@ -33,7 +33,7 @@ def _runc_ids(settings: Settings) -> list[str]:
 
 def _run_netns(settings: Settings) -> list[str]:
     """The netns of one-off runs that still exist (their lease names the container)."""
-    network = Network(settings.bridge, settings.subnet, settings.instance, settings.network_dir)
+    network = wiring.network(settings)
     return [
         network.netns_name(cid) for cid in network.attached() if ".run." in cid
         if (Path("/run/netns") / network.netns_name(cid)).exists()
@@ -92,13 +92,18 @@ def test_a_terminal_when_the_caller_has_one(nothing_left: Platform) -> None:
     assert "/dev/pts/" in result.stdout, result.stdout
 
 
-def test_the_run_reaches_the_apps_replicas(nothing_left: Platform) -> None:
+def test_the_run_cannot_reach_the_replicas_directly(nothing_left: Platform) -> None:
     ps = json.loads(nothing_left.cli("ps", APP, "--json").stdout)
     address = ps["replicas"][0]["address"]
-    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{address}:5000/').read())"
-    result = nothing_left.cli("run", APP, "--", "python3", "-c", fetch, timeout=TIMEOUT)
+    connect = (
+        "import socket\ntry:\n"
+        f"    socket.create_connection(('{address}', 5000), timeout=10); print('connected')\n"
+        "except OSError as exc:\n    print(type(exc).__name__)"
+    )
+    result = nothing_left.cli("run", APP, "--", "python3", "-c", connect, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
-    assert "run me from oneoff" in result.stdout
+    assert result.stdout.strip() not in ("", "connected"), result.stdout
+    assert nothing_left.get(f"{APP}.paas.test") == (200, "run me from oneoff\n")
 
 
 def test_errors_before_the_run(nothing_left: Platform) -> None:

@@ -1,12 +1,13 @@
 """Fixtures for the runtime and network integration tests: a tiny busybox + tini image layer
-and a sandbox (runtime, network on its own bridge, subnet, netns prefix and cgroup parent)
-that is torn down and checked for leftovers after each test, even a failing one."""
+and a sandbox (runtime, network on its own bridge, subnet, nftables table, netns prefix and
+cgroup parent) that is torn down and checked for leftovers after each test, even a failing one."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,15 @@ from paas.runtime.bundle import mount_points
 from paas.runtime.runtime import Runtime
 from paas.runtime.spec import ContainerInfo, ContainerSpec
 from paas.settings import Limits
+from tests.e2e.platform_fixture import free_port
+
+
+def nft_tables() -> list[str]:
+    """The names of the host's ``inet`` nftables tables."""
+    listed = subprocess.run(
+        ["nft", "list", "tables", "inet"], capture_output=True, text=True, timeout=30, check=True
+    )
+    return [line.split()[-1] for line in listed.stdout.splitlines() if line.startswith("table ")]
 
 
 def _free_subnet() -> IPv4Network:
@@ -84,6 +94,8 @@ class Sandbox:
                 name = link.get_attr("IFLA_IFNAME")
                 if alias.startswith(f"paas {self.tag} ") or (final and name == self.network.bridge):
                     found.append(f"link {name}")
+        if final and self.network.bridge in nft_tables():
+            found.append(f"nftables table {self.network.bridge}")
         for parent in cgroups.parent_dirs(self.runtime.cgroup_parent):
             found += [f"cgroup {d}" for d in parent.iterdir() if d.is_dir()]
             found += [f"cgroup {parent}"] if final else []
@@ -107,7 +119,7 @@ def sandbox(tmp_path: Path, busybox_layer: Path) -> Iterator[Sandbox]:
         pytest.skip("needs root and runc")
     tag = "t" + secrets.token_hex(3)
     runtime = Runtime(tmp_path / "runc", tmp_path / "containers", f"paas-test-{tag}")
-    network = Network(f"pt{tag}", _free_subnet(), tag, tmp_path / "leases")
+    network = Network(f"pt{tag}", _free_subnet(), tag, tmp_path / "leases", free_port())
     box = Sandbox(tmp_path, busybox_layer, runtime, network, tag)
     try:
         yield box

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +15,8 @@ from pyroute2 import IPRoute, netns
 
 from paas.errors import PlatformError
 from paas.network import Orphans
-from tests.integration.fixtures_runtime import Sandbox
+from tests.integration.fixtures_runtime import Sandbox, nft_tables
+from tests.integration.test_runtime import HTTPD
 
 pytestmark = pytest.mark.root
 
@@ -119,3 +125,104 @@ def test_a_reused_address_does_not_keep_the_old_mac(sandbox: Sandbox) -> None:
     second = network.attach("c2")
     assert second.address == first.address
     assert _host_neighbour(network.bridge, str(second.address)) == []
+
+
+
+CONNECT = """\
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10).close()
+    print("connected")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def _connect(address: object, port: int, netns_name: str | None = None) -> str:
+    """``connected``, or the name of the error that ended a TCP connect to ``address:port``
+    from netns ``netns_name`` (None: from the host)."""
+    inside = ["ip", "netns", "exec", netns_name] if netns_name else []
+    done = subprocess.run(
+        [*inside, sys.executable, "-S", "-c", CONNECT, str(address), str(port)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def host_ports(sandbox: Sandbox) -> Iterator[tuple[int, int]]:
+    """(a port of some host service, the router's port): both listening on all addresses,
+    as sshd or an API bound to 0.0.0.0 would."""
+    with socket.socket() as service, socket.socket() as router:
+        service.bind(("0.0.0.0", 0))
+        router.bind(("0.0.0.0", sandbox.network.router_port))
+        for sock in (service, router):
+            sock.listen()
+        yield service.getsockname()[1], sandbox.network.router_port
+
+
+def test_containers_reach_the_host_only_on_the_router_port(
+    sandbox: Sandbox, host_ports: tuple[int, int]
+) -> None:
+    service, router = host_ports
+    network = sandbox.network
+    network.ensure_bridge()
+    inside = network.attach("c1").netns_name
+    assert _connect("127.0.0.1", service) == "connected"  # the host itself still can
+    assert _connect(network.gateway, router, inside) == "connected"
+    # Rejected at once (not a timeout): the app gets an error rather than a hang.
+    assert _connect(network.gateway, service, inside) == "OSError"
+    with IPRoute() as ipr:  # any host address, not only the bridge's
+        others = [
+            a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2)
+            if a.get_attr("IFA_ADDRESS") not in ("127.0.0.1", str(network.gateway))
+        ]  # fmt: skip
+    for address in others[:2]:
+        assert _connect(address, service, inside) == "OSError", address
+
+
+def test_containers_cannot_reach_each_other_but_the_host_reaches_them(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    client = network.attach("client")
+    server = network.attach("server")
+    spec = sandbox.spec("server", HTTPD, netns_path=server.netns_path)
+    sandbox.runtime.start(spec)
+    deadline = time.monotonic() + 30
+    while _connect(server.address, 5000) != "connected":  # the host reaches the replica
+        assert time.monotonic() < deadline, "the container never answered the host"
+        time.sleep(0.05)
+    assert _connect(server.address, 5000, client.netns_name) != "connected"
+
+
+def test_ensure_bridge_isolates_ports_plugged_before(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    network.attach("c1")
+    veth = network.veth_name("c1")
+    assert _isolated(veth) == 1
+    with IPRoute() as ipr:
+        ipr.brport("set", index=ipr.link_lookup(ifname=veth)[0], isolated=0)
+    assert _isolated(veth) == 0
+    network.ensure_bridge()
+    assert _isolated(veth) == 1
+
+
+def test_the_filter_is_the_platforms_own_table(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    network.ensure_bridge()
+    network.ensure_bridge()
+    listed = subprocess.run(
+        ["nft", "list", "table", "inet", network.bridge],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert f"tcp dport {network.router_port} accept" in listed.stdout
+    assert listed.stdout.count("chain ") == 1
+    network.destroy()
+    assert network.bridge not in nft_tables()
+
+
+def _isolated(ifname: str) -> int:
+    with IPRoute() as ipr:
+        (link,) = ipr.brport("show", index=ipr.link_lookup(ifname=ifname)[0])
+        return int(link.get_nested("IFLA_PROTINFO", "IFLA_BRPORT_ISOLATED"))
