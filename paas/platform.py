@@ -26,7 +26,7 @@ from pathlib import Path
 from paas.errors import InvalidInput, PaasError, PlatformError
 from paas.gitserver.sshd import ensure_host_keys, render_sshd_config
 from paas.procfile import parse_procfile
-from paas.settings import Settings
+from paas.settings import Settings, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE = 10.0
@@ -187,7 +187,9 @@ def ensure_admin(settings: Settings, out: Callable[[str], None] = print) -> None
         return
     password = os.environ.get("PAAS_ADMIN_PASSWORD") or generate_password()
     set_admin_password(store, password)
-    if "PAAS_ADMIN_PASSWORD" not in os.environ:
+    if "PAAS_ADMIN_PASSWORD" in os.environ:
+        out("Dashboard: user admin, with the password of PAAS_ADMIN_PASSWORD.")
+    else:
         out(f"Dashboard: user admin, password {password} (shown once; change it with "
             "paas-platform admin:password)")
 
@@ -220,6 +222,14 @@ def ensure_stack(settings: Settings, out: Callable[[str], None] = print) -> None
     worker = worker_services(settings).worker
     assert worker is not None
     worker.stacks.ensure(settings.stack, out)
+
+
+def initialize(settings: Settings, out: Callable[[str], None] = print) -> None:
+    """What needs Redis up: the API tokens, the dashboard's admin account and the default
+    stack. Idempotent; prints only what it creates."""
+    ensure_token(settings)
+    ensure_admin(settings, out)
+    ensure_stack(settings, out)
 
 
 def uninstall(settings: Settings) -> None:
@@ -304,9 +314,7 @@ def run(settings: Settings) -> int:
         if settings.embedded_redis:
             group.start("redis", process_argv(settings, "redis"), env)
         wait_for_redis(settings, group)
-        ensure_token(settings)
-        ensure_admin(settings)
-        ensure_stack(settings)
+        initialize(settings)
         for name in processes:
             if name != "redis":
                 group.start(name, process_argv(settings, _subcommand(processes[name])), env)
@@ -380,16 +388,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paas-platform", description=__doc__)
     parser.add_argument(
         "command",
-        choices=["run", "prepare", "uninstall", "monitor", "admin:password", "redis", "web",
-                 "worker", "beat", "router", "sshd"],
+        choices=["run", "prepare", "init", "uninstall", "monitor", "admin:password", "redis",
+                 "web", "worker", "beat", "router", "sshd"],
     )
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = load_settings(os.environ)
         if args.command == "run":
             return run(settings)
         if args.command == "prepare":
             prepare(settings)
+            return 0
+        if args.command == "init":
+            initialize(settings)
             return 0
         if args.command == "uninstall":
             uninstall(settings)
