@@ -37,6 +37,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 from paas.errors import InvalidInput, NotFound
 from paas.procfile import validate_process_type
+from paas.runtime import logfiles
 from paas.runtime.spec import ContainerInfo
 from paas.state.events import Event, Events
 from paas.state.logstream import LogStreams
@@ -206,10 +207,11 @@ def _last(items: list[T], count: int) -> list[T]:
 
 @dataclass
 class _Tail:
-    """One replica's output file, open, and how far it has been read."""
+    """One replica's output, open, and how far it has been read."""
 
     dyno: str
-    file: BinaryIO
+    path: Path  # its current file; the rotated ones are next to it (``paas.runtime.logfiles``)
+    file: BinaryIO  # the file being read: the current one, or a rotated one not read to its end
     started: float | None
     offset: int = 0
     pending: bytes = b""  # the start of a line whose end has not been written yet
@@ -225,6 +227,7 @@ class _Tails:
     process: ProcessFilter
     partial: bool  # whether a history ends with a line still being written
     tails: dict[str, _Tail] = field(default_factory=dict)
+    followed: bool = False  # the history was read: replicas found later are read from start
 
     def __enter__(self) -> _Tails:
         return self
@@ -235,8 +238,8 @@ class _Tails:
         self.tails.clear()
 
     def scan(self) -> None:
-        """Open the files of replicas not seen before (a new one is read from its start);
-        mark the ones that are gone, to be closed once read to their end."""
+        """Open the files of replicas not seen before (a new one is read from its oldest
+        file); mark the ones that are gone, to be closed once read to their end."""
         seen = set()
         for info in self.containers.list():
             labels = info.labels
@@ -247,45 +250,65 @@ class _Tails:
                 continue
             seen.add(info.id)
             if info.id not in self.tails:
-                try:
-                    file = self.containers.log_path(info.id).open("rb")
-                except OSError:
-                    continue  # removed meanwhile, or not written yet: next scan
-                self.tails[info.id] = _Tail(dyno, file, info.started_at)
+                path = self.containers.log_path(info.id)
+                file = _open(path)
+                if file is None:
+                    continue  # next scan
+                if self.followed:
+                    older = _predecessors(path, file)
+                    if older:
+                        file.close()
+                        file, *rest = older
+                        _close(rest)
+                self.tails[info.id] = _Tail(dyno, path, file, info.started_at)
         for cid, tail in self.tails.items():
             tail.listed = cid in seen
 
     def history(self, count: int) -> list[LogLine]:
-        """Up to ``count`` last lines of each file, with estimated times; following goes on
-        from there."""
-        out: list[LogLine] = []
-        for tail in self.tails.values():
-            stat = os.fstat(tail.file.fileno())
-            start = tail.started if tail.started is not None else stat.st_mtime
-            span = max(0.0, stat.st_mtime - start)
-            ends = _tail_lines(tail.file, stat.st_size, count + 1)
-            tail.offset = stat.st_size
-            if ends and not self.partial and not ends[-1][1].endswith(b"\n"):
-                tail.offset -= len(ends.pop()[1])  # read again once it is complete
-            ends = _last(ends, count)
-            size = max(stat.st_size, 1)
-            out.extend(
-                LogLine(start + span * end / size, "app", tail.dyno, text)
-                for end, raw in ends
-                for text in _texts(raw)
-            )
-        return out
+        """Up to ``count`` last lines of each replica (from its current file, and the rotated
+        ones before it when that holds fewer), with estimated times; following goes on from
+        there."""
+        self.followed = True
+        return [line for tail in self.tails.values() for line in self._history(tail, count)]
+
+    def _history(self, tail: _Tail, count: int) -> list[LogLine]:
+        older = _predecessors(tail.path, tail.file)
+        try:
+            files = [*older, tail.file]
+            stats = [os.fstat(f.fileno()) for f in files]
+            start = tail.started if tail.started is not None else stats[0].st_mtime
+            out: list[LogLine] = []
+            for k in reversed(range(len(files))):
+                size = stats[k].st_size
+                newest = k == len(files) - 1
+                ends = _tail_lines(files[k], size, count - len(out) + newest)
+                if newest:
+                    tail.offset = size
+                    if ends and not self.partial and not ends[-1][1].endswith(b"\n"):
+                        tail.offset -= len(ends.pop()[1])  # read again once it is complete
+                    ends = _last(ends, count)
+                # a file was written from the end of the one before it to its modification
+                high = stats[k].st_mtime
+                low = min(high, stats[k - 1].st_mtime if k else start)
+                out[:0] = [
+                    LogLine(low + (high - low) * end / max(size, 1), "app", tail.dyno, text)
+                    for end, raw in ends
+                    for text in _texts(raw)
+                ]
+                if len(out) >= count:
+                    break
+            return out
+        finally:
+            _close(older)
 
     def read_new(self, now: float) -> list[LogLine]:
         """Complete lines written since the last read, stamped ``now``; closes the files of
         replicas that are gone once read to their end."""
         out: list[LogLine] = []
         for cid, tail in list(self.tails.items()):
-            tail.file.seek(tail.offset)
-            chunk = tail.file.read(READ_BYTES)
-            tail.offset += len(chunk)
-            *complete, tail.pending = (tail.pending + chunk).split(b"\n")
-            done = not tail.listed and len(chunk) < READ_BYTES
+            data, at_end = _read_on(tail)
+            *complete, tail.pending = (tail.pending + data).split(b"\n")
+            done = not tail.listed and at_end
             if done and tail.pending:
                 complete.append(tail.pending)
             elif len(tail.pending) > MAX_LINE:  # a line without end yet: show what there is
@@ -298,6 +321,89 @@ class _Tails:
                 tail.file.close()
                 del self.tails[cid]
         return out
+
+
+def _read_on(tail: _Tail) -> tuple[bytes, bool]:
+    """Up to ``READ_BYTES`` written since the last read, across rotations: a file that was
+    rotated is read to its (then final) end before the next one is opened. Also whether
+    everything there is was read."""
+    chunks: list[bytes] = []
+    left = READ_BYTES
+    following: BinaryIO | None = None
+    while left > 0:
+        tail.file.seek(tail.offset)
+        chunk = tail.file.read(left)
+        tail.offset += len(chunk)
+        left -= len(chunk)
+        chunks.append(chunk)
+        if left <= 0:
+            break
+        if following is None:
+            following = _successor(tail.path, tail.file)
+            if following is None:
+                break
+            continue  # no more writes to it now: read what came since the read above
+        tail.file.close()
+        tail.file, tail.offset, following = following, 0, None
+    if following is not None:
+        following.close()
+    return b"".join(chunks), left > 0
+
+
+def _predecessors(path: Path, file: BinaryIO) -> list[BinaryIO]:
+    """The files of a container's output written before ``file``, open, oldest first."""
+    listed = _listed(path)
+    ino = os.fstat(file.fileno()).st_ino
+    mine = next((seq for seq, _, i in listed if i == ino), None)
+    return _open_all(name for seq, name, _ in listed if mine is None or seq < mine)
+
+
+def _successor(path: Path, file: BinaryIO) -> BinaryIO | None:
+    """The file of a container's output written after ``file``, open; None while ``file``
+    is the current one (or the container's files are gone). Once this returns a file,
+    ``file`` gets no more writes. If the reader fell behind by more than the kept files, it
+    is the oldest one left."""
+    ino = os.fstat(file.fileno()).st_ino
+    current = _open(path)
+    if current is not None and os.fstat(current.fileno()).st_ino == ino:
+        current.close()
+        return None
+    # Listed after ``current`` was opened: if no rotated file follows ``file``, no rotation
+    # happened after it by then, and ``current`` is the next file.
+    listed = _listed(path)
+    mine = next((seq for seq, _, i in listed if i == ino), None)
+    later = _open_all(name for seq, name, _ in listed if mine is None or seq > mine)
+    if not later:
+        return current
+    _close([*later[1:], *([current] if current else [])])
+    return later[0]
+
+
+def _listed(path: Path) -> list[tuple[int, str, int]]:
+    """The rotated files of ``path``: number, name and inode, oldest first."""
+    out = []
+    for seq, name in logfiles.rotated(str(path)):
+        try:
+            out.append((seq, name, os.stat(name).st_ino))
+        except OSError:
+            continue  # deleted meanwhile
+    return out
+
+
+def _open(path: Path) -> BinaryIO | None:
+    try:
+        return path.open("rb")
+    except OSError:
+        return None  # removed meanwhile, or not written yet
+
+
+def _open_all(names: Iterable[str]) -> list[BinaryIO]:
+    return [f for f in (_open(Path(name)) for name in names) if f is not None]
+
+
+def _close(files: Iterable[BinaryIO]) -> None:
+    for f in files:
+        f.close()
 
 
 def _tail_lines(file: BinaryIO, end: int, count: int) -> list[tuple[int, bytes]]:

@@ -67,6 +67,25 @@ def limits_for(stored: Mapping[str, Limits], process_type: str, default: Limits)
     return stored.get(process_type) or stored.get("") or default
 
 
+@dataclass(frozen=True)
+class LogRotation:
+    """How much output of one container is kept: files of up to ``max_bytes``, the current
+    one and ``keep`` rotated ones."""
+
+    max_bytes: int = 10 * 1024**2
+    keep: int = 3
+
+
+def _log_rotation(env: Mapping[str, str]) -> LogRotation:
+    max_bytes = parse_size(env.get("PAAS_LOG_MAX_BYTES", "10m"))
+    keep = env.get("PAAS_LOG_KEEP", "3")
+    if max_bytes < 4096:
+        raise InvalidInput("PAAS_LOG_MAX_BYTES must be at least 4k.")
+    if not keep.isdecimal() or not 1 <= int(keep) <= 100:
+        raise InvalidInput(f"PAAS_LOG_KEEP={keep!r}: use a number of files from 1 to 100.")
+    return LogRotation(max_bytes, int(keep))
+
+
 MIN_MEMORY = 16 * 1024**2
 MIN_PIDS = 8
 
@@ -113,6 +132,7 @@ class Settings:
     wait_to_retire: float = 10.0  # an old replica drains this long after leaving the router
     release_timeout: float = 600.0
     storage_allow: tuple[Path, ...] = ()  # dirs storage:mount may use; (): root/storage
+    log_rotation: LogRotation = field(default_factory=LogRotation)  # each replica's output
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +170,7 @@ class Settings:
             storage_allow=tuple(
                 Path(p).absolute() for p in env.get("PAAS_STORAGE_ALLOW", "").split(":") if p
             ),
+            log_rotation=_log_rotation(env),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -173,6 +194,8 @@ class Settings:
             "PAAS_CHECKS_WAIT": str(self.checks_wait),
             "PAAS_WAIT_TO_RETIRE": str(self.wait_to_retire),
             "PAAS_RELEASE_TIMEOUT": str(self.release_timeout),
+            "PAAS_LOG_MAX_BYTES": str(self.log_rotation.max_bytes),
+            "PAAS_LOG_KEEP": str(self.log_rotation.keep),
         }
         if self.storage_allow:
             env["PAAS_STORAGE_ALLOW"] = ":".join(str(p) for p in self.storage_allow)

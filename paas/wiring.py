@@ -62,7 +62,10 @@ def network(settings: Settings) -> Network:
 
 
 def runtime(settings: Settings) -> Runtime:
-    return Runtime(settings.runc_root, settings.containers_dir, settings.cgroup_parent)
+    return Runtime(
+        settings.runc_root, settings.containers_dir, settings.cgroup_parent,
+        log_rotation=settings.log_rotation,
+    )  # fmt: skip
 
 
 def applogs(services: Services) -> AppLogs:

@@ -1,8 +1,9 @@
 """``Runtime``: containers as runc runs them, from bundle to teardown.
 
 It owns ``containers_dir/<id>/`` (``meta.json``, ``config.json``, ``hosts``, ``resolv.conf``,
-``rootfs`` (the overlay mount point), ``upper``/``work``, ``container.log``, and the shim's
-``shim.pid``, ``init.pid`` and ``exit.json``), runc's state under ``runc_root`` and the
+``rootfs`` (the overlay mount point), ``upper``/``work``, the output in ``container.log`` and
+its rotated predecessors ``container.log.N``, and the shim's ``shim.pid``, ``shim.log``,
+``init.pid`` and ``exit.json``), runc's state under ``runc_root`` and the
 containers' cgroups under ``cgroup_parent``. Detached containers are held by their shim
 (``paas.runtime.shim``), so they outlive the process that started them; everything here is
 read back from disk and runc, nothing is kept in memory.
@@ -29,11 +30,12 @@ from typing import Any
 from paas.errors import BuildFailed, Conflict, InvalidInput, PlatformError
 from paas.runtime import bundle, cgroups, shim
 from paas.runtime.spec import ContainerInfo, ContainerSpec
-from paas.settings import Limits
+from paas.settings import Limits, LogRotation
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RUNC_TIMEOUT = 30.0
 _POLL = 0.01
+DEFAULT_LOG_ROTATION = LogRotation()
 
 
 class RunTimedOut(BuildFailed):
@@ -48,12 +50,14 @@ class Runtime:
         cgroup_parent: str,
         runc: str = "runc",
         python: str = sys.executable,
+        log_rotation: LogRotation = DEFAULT_LOG_ROTATION,
     ) -> None:
         self.runc_root = runc_root
         self.containers_dir = containers_dir
         self.cgroup_parent = cgroup_parent
         self.runc = runc
         self.python = python
+        self.log_rotation = log_rotation
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -222,13 +226,14 @@ class Runtime:
         argv = [
             *(self.python, "-S", "-m", shim.MODULE, self.runc, str(self.runc_root), container_id),
             *(str(directory), str(cgroup / "memory.oom_control"), str(write_end)),
+            *(str(self.log_rotation.max_bytes), str(self.log_rotation.keep)),
         ]
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),  # -S: no site-packages
         }
         try:
-            with open(directory / shim.LOG_FILE, "a+b") as log:  # the shim reads runc's errors
+            with open(directory / shim.SHIM_LOG_FILE, "ab") as log:
                 first = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                     pass_fds=(write_end,),
