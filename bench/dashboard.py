@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,7 +35,14 @@ from urllib.parse import urlencode
 
 from bench.common import Table, build_busybox_layer, duration, free_subnet, stats, wait_for_port
 from paas.model import Release
-from paas.platform import ProcessGroup, process_argv, render_redis_conf, uninstall, wait_for_redis
+from paas.platform import (
+    ProcessGroup,
+    prepare,
+    process_argv,
+    process_user,
+    uninstall,
+    wait_for_redis,
+)
 from paas.runtime.spec import ContainerSpec
 from paas.services import Services
 from paas.settings import Limits, Settings
@@ -142,12 +148,10 @@ class _Browser:
 def _start(
     group: ProcessGroup, name: str, settings: Settings, env: dict[str, str], base: Path
 ) -> None:
-    """Start a platform process as ``ProcessGroup.start`` does, its output to a file."""
+    """Start a platform process as ``paas-platform run`` does, its output to a file."""
     with (base / f"{name}.log").open("ab") as log:
-        group.procs[name] = subprocess.Popen(
-            process_argv(settings, name), env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        argv, user = process_argv(settings, name), process_user(settings, name)
+        group.start(name, argv, env, user, output=log)
 
 
 def measure(runs: int = 20) -> Result:
@@ -157,15 +161,9 @@ def measure(runs: int = 20) -> Result:
         "PAAS_ROOT": str(base / "root"), "PAAS_SUBNET": str(free_subnet("198.19.160.0/24")),
         "PAAS_BIND": "127.0.0.1", "PAAS_API_PORT": str(_free_port()), "PAAS_STOP_TIMEOUT": "2",
     })  # fmt: skip
-    for d in (settings.run_dir, settings.redis_dir, settings.repos_dir, settings.containers_dir,
-              settings.network_dir, settings.nginx_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    settings.settings_file.write_text(
-        "".join(f"{k}={v}\n" for k, v in sorted(settings.to_env().items()))
-    )
-    (settings.redis_dir / "redis.conf").write_text(render_redis_conf(settings))
+    prepare(settings, out=lambda _line: None)  # directories, configs, the platform's user
     env = {**os.environ, **settings.to_env(), "PAAS_SETTINGS_FILE": str(settings.settings_file)}
-    group = ProcessGroup()  # the platform's own: redis, then gunicorn; stopped together
+    group = ProcessGroup()  # the platform's own: redis, agent, gunicorn; stopped together
     try:
         _start(group, "redis", settings, env, base)
         wait_for_redis(settings, group)
@@ -174,6 +172,7 @@ def measure(runs: int = 20) -> Result:
         t0 = time.perf_counter()
         replicas = _seed(services, build_busybox_layer(base / "layer"))
         seeded = time.perf_counter() - t0
+        _start(group, "agent", settings, env, base)  # the API asks it for the replicas
         _start(group, "web", settings, env, base)
         wait_for_port("127.0.0.1", settings.api_port, timeout=60)
         browser = _Browser(settings.api_port)

@@ -53,6 +53,16 @@ class RunRequest:
                 raise InvalidInput(f"The value of {key} must be text without NUL characters.")
 
 
+def release_of(store: Store, app: str) -> Release:
+    """The release a run of ``app`` uses: its current one. ``NotFound`` for an unknown app,
+    ``Conflict`` when nothing was deployed yet."""
+    store.get_app(app)
+    release = store.current_release(app)
+    if release is None:
+        raise Conflict(f'App "{app}" has no release to run yet: push first (git push).')
+    return release
+
+
 class OneOffs:
     def __init__(
         self,
@@ -69,15 +79,6 @@ class OneOffs:
         self._runtime = runtime
         self._network = network
         self._limits = limits
-
-    def release_of(self, app: str) -> Release:
-        """The release a run of ``app`` uses: its current one. ``NotFound`` for an unknown app,
-        ``Conflict`` when nothing was deployed yet."""
-        self._store.get_app(app)
-        release = self._store.current_release(app)
-        if release is None:
-            raise Conflict(f'App "{app}" has no release to run yet: push first (git push).')
-        return release
 
     def run(self, release: Release, request: RunRequest, channel: socket.socket) -> int:
         """Run ``request`` in a new container of ``release``, its stdio relayed over

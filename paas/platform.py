@@ -20,8 +20,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from paas.errors import InvalidInput, PaasError, PlatformError
 from paas.gitserver.sshd import ensure_host_keys, render_sshd_config
@@ -30,6 +31,7 @@ from paas.settings import Settings, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE = 10.0
+UNPRIVILEGED = frozenset({"web"})  # processes that run as the platform's user, not root
 
 
 def render_redis_conf(settings: Settings) -> str:
@@ -80,8 +82,8 @@ def process_argv(settings: Settings, name: str) -> list[str]:
             _bin("celery"), "-A", "paas.tasks.worker", "beat", "-l", "info",
             "-s", str(s.run_dir / "beat-schedule"), "--pidfile=",
         ]
-    if name == "monitor":
-        return [_bin("paas-platform"), "monitor"]
+    if name in ("monitor", "agent"):
+        return [_bin("paas-platform"), name]
     if name == "router":
         conf = s.nginx_dir / "nginx.conf"
         return ["nginx", "-c", str(conf), "-p", str(s.nginx_dir), "-g", "daemon off;"]
@@ -89,6 +91,21 @@ def process_argv(settings: Settings, name: str) -> list[str]:
         return [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f",
                 str(s.ssh_dir / "sshd_config")]
     raise PlatformError(f"Unknown platform process {name!r}.")
+
+
+def process_user(settings: Settings, name: str) -> pwd.struct_passwd | None:
+    """The user a platform process started by root runs as: the platform's user for the API
+    and dashboard, which ask the agent for what needs root; None keeps root."""
+    if name not in UNPRIVILEGED or os.geteuid() != 0:
+        return None
+    return pwd.getpwnam(settings.ssh_user)
+
+
+def user_env(env: Mapping[str, str], user: pwd.struct_passwd | None) -> dict[str, str]:
+    """``env`` for a process that runs as ``user``: its own HOME (git reads ~/.gitconfig)."""
+    if user is None:
+        return dict(env)
+    return {**env, "HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name}
 
 
 # --- preparing the root --------------------------------------------------------------------
@@ -181,7 +198,10 @@ def ensure_admin(settings: Settings, out: Callable[[str], None] = print) -> None
     )
     from paas.wiring import services
 
-    ensure_secret_key(secret_key_path(settings))
+    key = secret_key_path(settings)
+    ensure_secret_key(key)
+    entry = pwd.getpwnam(settings.ssh_user)
+    os.chown(key, entry.pw_uid, entry.pw_gid)  # the API's user signs the sessions
     store = services(settings).store
     if store.admin_password_hash() is not None:
         return
@@ -257,8 +277,22 @@ class ProcessGroup:
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
-        self.procs[name] = subprocess.Popen(list(argv), env=env, start_new_session=True)
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        user: pwd.struct_passwd | None,
+        output: BinaryIO | None = None,
+    ) -> None:
+        """Start ``argv`` as ``user`` (None: as we are), its output to ``output`` (None: ours)."""
+        ids: dict[str, Any] = {}
+        if user is not None:
+            ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        self.procs[name] = subprocess.Popen(
+            list(argv), env=user_env(env, user), start_new_session=True, stdout=output,
+            stderr=None if output is None else subprocess.STDOUT, **ids,
+        )  # fmt: skip
 
     def exited(self) -> tuple[str, int] | None:
         for name, proc in self.procs.items():
@@ -312,12 +346,14 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGINT, _stop)
     try:
         if settings.embedded_redis:
-            group.start("redis", process_argv(settings, "redis"), env)
+            group.start("redis", process_argv(settings, "redis"), env, None)
         wait_for_redis(settings, group)
         initialize(settings)
         for name in processes:
             if name != "redis":
-                group.start(name, process_argv(settings, _subcommand(processes[name])), env)
+                process = _subcommand(processes[name])
+                argv = process_argv(settings, process)
+                group.start(name, argv, env, process_user(settings, process))
         from paas.tasks.celery_app import CeleryQueue, create_celery
 
         CeleryQueue(create_celery(settings)).enqueue_reconcile_all()
@@ -342,6 +378,28 @@ def run_monitor(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     monitor(settings).run(stop)
+    return 0
+
+
+def run_agent(settings: Settings) -> int:
+    """The agent (``paas.agent``), until TERM or INT."""
+    from paas.wiring import agent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(message)s")
+    entry = pwd.getpwnam(settings.ssh_user)
+    server = agent(settings, entry.pw_uid, entry.pw_gid)
+    server.host.write_authorized_keys()  # the keys in the store are the truth
+
+    def _stop(_signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        settings.agent_socket.unlink(missing_ok=True)
     return 0
 
 
@@ -388,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paas-platform", description=__doc__)
     parser.add_argument(
         "command",
-        choices=["run", "prepare", "init", "uninstall", "monitor", "admin:password", "redis",
-                 "web", "worker", "beat", "router", "sshd"],
+        choices=["run", "prepare", "init", "uninstall", "monitor", "agent", "admin:password",
+                 "redis", "web", "worker", "beat", "router", "sshd"],
     )
     args = parser.parse_args(argv)
     try:
@@ -407,10 +465,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "monitor":
             return run_monitor(settings)
+        if args.command == "agent":
+            return run_agent(settings)
         if args.command == "admin:password":
             return reset_admin_password(settings)
         argv_ = process_argv(settings, args.command)
-        os.execvp(argv_[0], argv_)
+        user = process_user(settings, args.command)
+        if user is not None:
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+        os.execvpe(argv_[0], argv_, user_env(os.environ, user))
     except PaasError as exc:
         print(f"paas-platform: {exc.message}", file=sys.stderr)
         return exc.exit_code

@@ -10,7 +10,6 @@ import logging
 import os
 import shlex
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
@@ -21,24 +20,21 @@ from typing import Any, Protocol
 from paas.appjson import HealthCheck, parse_app_json
 from paas.build.buildpack import BuildpackBuilder, chosen_buildpack
 from paas.build.docker_builder import DOCKERFILE, DockerfileBuilder
-from paas.build.launch import launch_command
 from paas.errors import BuildFailed, Conflict, DeployFailed, InvalidInput, NotFound, PaasError
 from paas.gitserver.repos import RepoStore
-from paas.gitserver.sshd import authorized_keys_line, parse_public_key, validate_key_name
+from paas.gitserver.sshd import parse_public_key, validate_key_name
 from paas.images.layers import LayerStore
-from paas.images.oci import OciImage, export_oci
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
 from paas.model import (
     CHECK_MODES,
-    CONTAINER_PORT,
+    APP_USER,
     RELEASE_PHASE,
     WEB,
     App,
     Image,
     PortMap,
     Release,
-    Replica,
     StorageMount,
     is_env_text,
     parse_port_map,
@@ -81,6 +77,27 @@ class AppInfo:
 
 
 @dataclass(frozen=True)
+def check_storage_dir(host: Path, allowed: Sequence[Path]) -> None:
+    """``InvalidInput`` unless ``host`` is below one of the ``allowed`` storage dirs."""
+    if not any(host.is_relative_to(d) and host != d for d in allowed):
+        dirs = ", ".join(str(d) for d in allowed)
+        raise InvalidInput(f"{host} is outside the storage dirs ({dirs}); use a dir below one "
+                           "of them (PAAS_STORAGE_ALLOW sets them).")
+
+
+def prepare_storage_dir(host: Path) -> None:
+    """A storage dir, made if missing (owned by the user buildpack apps run as); one that
+    was there is kept as is. ``InvalidInput`` when it is not a plain directory."""
+    if host.is_symlink() or (host.exists() and not host.is_dir()):
+        raise InvalidInput(f"{host} must be a directory.")
+    created = not host.exists()
+    host.mkdir(parents=True, exist_ok=True)
+    if host.resolve() != host:
+        raise InvalidInput(f"{host} leads elsewhere through a symbolic link.")
+    if created:
+        os.chown(host, *APP_USER)
+
+
 class Services:
     settings: Settings
     store: Store
@@ -91,6 +108,8 @@ class Services:
     # Worker side (None in processes that only record desired state).
     worker: WorkerParts | None = None
 
+    # makes an allowed storage dir ready on the host (root: by the agent, or in this process)
+    storage_dirs: Callable[[Path], None] | None = None
     # --- apps ---------------------------------------------------------------------------------
 
     def create_app(self, name: str) -> App:
@@ -267,34 +286,6 @@ class Services:
 
     # --- images -------------------------------------------------------------------------------
 
-    def export_image(self, app: str, version: int | None, target: Path) -> Release:
-        """Write the image of release ``version`` (default: the current one) of ``app`` to
-        ``target`` as an OCI image layout tar. Config vars are left out: they may be secret."""
-        self.store.get_app(app)
-        release = (self.store.release(app, version) if version is not None
-                   else self.store.current_release(app))
-        if release is None:
-            raise Conflict(f"{app} has no release yet: push to build one first.")
-        worker = self._worker()
-        image = worker.images.load(release.image_id)
-        web = release.processes.get(WEB)
-        command = image.command or (launch_command(web) if web else None)
-        export_oci(
-            OciImage(
-                layers=image.layers,
-                env={**image.env, "PORT": str(image.port or CONTAINER_PORT)},
-                workdir=image.workdir,
-                user=None if image.user is None else f"{image.user[0]}:{image.user[1]}",
-                command=command,
-                exposed_port=image.port or CONTAINER_PORT,
-                labels=image.labels,
-            ),
-            worker.layers,
-            target,
-            ref=release.name,
-        )
-        return release
-
     # --- ports --------------------------------------------------------------------------------
 
     def ports(self, app: str) -> list[PortMap]:
@@ -338,20 +329,11 @@ class Services:
         replica of the app at a container path; the replicas restart onto it."""
         self.store.get_app(app)
         mount = parse_storage_mount(spec)
-        allowed = self.settings.storage_dirs
-        if not any(Path(mount.host).is_relative_to(d) and Path(mount.host) != d for d in allowed):
-            dirs = ", ".join(str(d) for d in allowed)
-            raise InvalidInput(f"{mount.host} is outside the storage dirs ({dirs}); use a "
-                               "dir below one of them (PAAS_STORAGE_ALLOW sets them).")
+        check_storage_dir(Path(mount.host), self.settings.storage_dirs)
         current = self.store.storage(app)
         if any(m.container == mount.container for m in current):
             raise Conflict(f"{mount.container} is mounted already; storage:unmount it first.")
-        host = Path(mount.host)
-        if host.is_symlink() or (host.exists() and not host.is_dir()):
-            raise InvalidInput(f"{mount.host} must be a directory.")
-        host.mkdir(parents=True, exist_ok=True)
-        if host.resolve() != host:
-            raise InvalidInput(f"{mount.host} leads elsewhere through a symbolic link.")
+        (self.storage_dirs or prepare_storage_dir)(Path(mount.host))
         return self._change_storage(app, [*current, mount], actor)
 
     def unmount_storage(self, app: str, spec: str, actor: str) -> list[StorageMount]:
@@ -442,18 +424,6 @@ class Services:
         self.request(app, "limits", {"process_type": process_type}, actor)
         return self.limits(app)
 
-    # --- stacks and layers ----------------------------------------------------------------------
-
-    def stacks(self) -> dict[str, dict[str, Any]]:
-        return self._worker().stacks.stacks()
-
-    def build_stack(self, name: str, out: Callable[[str], None]) -> tuple[str, ...]:
-        """(Re)build a stack from Debian's packages; apps get it at their next deploy."""
-        return self._worker().stacks.ensure(name, out, rebuild=True)
-
-    def collect_garbage(self) -> list[str]:
-        return self._worker().collect_garbage(self)
-
     # --- health checks --------------------------------------------------------------------------
 
     def checks(self, app: str) -> dict[str, tuple[str, tuple[HealthCheck, ...]]]:
@@ -517,11 +487,6 @@ class Services:
         self.queue.enqueue_reconcile(app)
         return self.store.formation(app)
 
-    def ps(self, app: str) -> list[Replica]:
-        self.store.get_app(app)
-        replicas = self._worker().reconciler.observe(app)
-        return sorted(replicas, key=lambda r: (r.key.process_type, r.key.index, r.release))
-
     def reconcile_app(self, app: str) -> None:
         # A change in progress reconciles the app itself; if it does not let go soon, the
         # periodic pass (every RECONCILE_EVERY seconds) catches up.
@@ -552,25 +517,11 @@ class Services:
         validate_key_name(name)
         key = parse_public_key(public_key.strip())
         self.store.add_ssh_key(name, f"{key.type} {key.base64}")
-        self.write_authorized_keys()
-        return key.fingerprint
+        return key.fingerprint  # sshd sees it once the host rewrites authorized_keys
 
     def ssh_keys(self) -> dict[str, str]:
         """Key name -> fingerprint."""
         return {n: parse_public_key(k).fingerprint for n, k in self.store.ssh_keys().items()}
-
-    def write_authorized_keys(self) -> None:
-        s = self.settings
-        venv = Path(sys.executable).parent.parent
-        lines = [
-            authorized_keys_line(parse_public_key(k), name, s.settings_file, venv)
-            for name, k in self.store.ssh_keys().items()
-        ]
-        target = s.ssh_dir / "authorized_keys"
-        tmp = target.with_name("authorized_keys.tmp")
-        tmp.write_text("".join(lines))
-        tmp.chmod(0o644)
-        os.replace(tmp, target)
 
     # --- tokens ---------------------------------------------------------------------------------
 

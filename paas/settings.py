@@ -245,6 +245,11 @@ class Settings:
         return self.root / "run"
 
     @property
+    def agent_socket(self) -> Path:
+        """Where the agent (root) answers the API (unprivileged): ``paas.agent``."""
+        return self.run_dir / "agent.sock"
+
+    @property
     def runc_root(self) -> Path:
         """runc's state: on /run so that it goes away with a reboot, like the containers."""
         return Path("/run") / f"paas-{self.instance}" / "runc"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import redis
 
+from paas.agent.client import AgentClient
+from paas.agent.server import Agent
 from paas.applogs import AppLogs
 from paas.build.buildpack import BuildpackBuilder
 from paas.build.docker_builder import DockerfileBuilder
@@ -15,6 +17,7 @@ from paas.errors import NotFound
 from paas.gitserver import hook, ssh
 from paas.gitserver.repos import RepoStore
 from paas.gitserver.ssh_commands import ssh_dispatcher
+from paas.host import LocalHost
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
@@ -68,18 +71,28 @@ def runtime(settings: Settings) -> Runtime:
     )  # fmt: skip
 
 
-def applogs(services: Services) -> AppLogs:
-    """The merged log view of apps: it reads the replicas' output files (root, like ps)."""
-    return AppLogs(services.store, services.events, services.logs, runtime(services.settings))
-
-
-def oneoffs(settings: Settings, store: Store) -> OneOffs:
-    """One-off runs, served by the API process (root: it drives runc and netns)."""
-    return OneOffs(
-        store, ImageStore(settings.images_dir), LayerStore(settings.layers_dir),
+def local_host(wired: Services) -> LocalHost:
+    """What only root may see or do, in this process (the agent's side of ``paas.host``):
+    the replicas' output files, one-off runs (runc and netns), stacks, layers."""
+    settings = wired.settings
+    applogs = AppLogs(wired.store, wired.events, runtime(settings))
+    oneoffs = OneOffs(
+        wired.store, ImageStore(settings.images_dir), LayerStore(settings.layers_dir),
         runtime(settings), network(settings), settings.default_limits,
     )  # fmt: skip
 
+    return LocalHost(wired, applogs, oneoffs)
+
+
+def agent(settings: Settings, web_uid: int, web_gid: int) -> Agent:
+    """The agent's server: ``local_host`` on its socket, for root and the API's user."""
+    host = local_host(worker_services(settings))
+    return Agent(host, settings.agent_socket, {0, web_uid}, web_gid)
+
+
+def agent_client(settings: Settings) -> AgentClient:
+    """``paas.host.Host`` for the API (unprivileged): it asks the agent."""
+    return AgentClient(settings.agent_socket)
 
 def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
     """What edges that only record desired state need (API, git hooks, SSH commands)."""
@@ -92,6 +105,7 @@ def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
         repos=RepoStore(settings.repos_dir, PROJECT_DIR / "hooks", repo_owner(settings)),
         queue=queue or CeleryQueue(create_celery(settings)),
     )
+        storage_dirs=agent_client(settings).prepare_storage_dir,
 
 
 def monitor(settings: Settings) -> Monitor:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_file
@@ -17,6 +14,7 @@ from paas.model import CrashState, Release, Replica, StorageMount, validate_app_
 from paas.services import AppInfo, Services
 from paas.settings import Limits
 from paas.web.api_run import api_run
+from paas.web.extensions import host
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 api.register_blueprint(api_run)  # nested: same token check and error answers
@@ -246,18 +244,8 @@ def export_image(name: str) -> Any:
     raw = request.args.get("release", "")
     if raw and not (raw[:1] == "v" and raw[1:].isdecimal() and 0 < int(raw[1:]) < 10**9):
         raise InvalidInput("release must be a release name such as v3.")
-    services = _services()
-    services.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="export-", suffix=".tar", dir=services.settings.tmp_dir)
-    os.close(fd)
-    target = Path(path)
-    try:
-        release = services.export_image(
-            validate_app_name(name), int(raw[1:]) if raw else None, target
-        )
-        handle = target.open("rb")
-    finally:
-        target.unlink(missing_ok=True)  # the open handle keeps the data until it is sent
+    version, handle = host().export_image(validate_app_name(name), int(raw[1:]) if raw else None)
+    release = _services().store.release(name, version)
     response = send_file(handle, mimetype="application/x-tar", as_attachment=True,
                          download_name=f"{name}-{release.name}.oci.tar")
     return response
@@ -351,7 +339,7 @@ def stacks() -> Any:
     return {"stacks": [
         {"name": name, "layers": record.get("layers", []), "packages": record.get("packages", []),
          "built_at": record.get("built_at")}
-        for name, record in _services().stacks().items()
+        for name, record in host().stacks().items()
     ]}
 
 
@@ -359,19 +347,22 @@ def stacks() -> Any:
 def build_stack(stack: str) -> Any:
     """Rebuild a stack (minutes: debootstrap and apt); answers with the build's output."""
     lines: list[str] = []
-    layers = _services().build_stack(stack, lines.append)
+    layers = host().build_stack(stack, lines.append)
     return {"name": stack, "layers": list(layers), "output": lines}
 
 
 @api.post("/images/gc")
 def collect_garbage() -> Any:
-    return {"removed": _services().collect_garbage()}
+    return {"removed": host().collect_garbage()}
 
 
 @api.get("/apps/<name>/ps")
 def ps(name: str) -> Any:
     services = _services()
-    replicas = services.ps(validate_app_name(name))
+    replicas = sorted(
+        host().observe(validate_app_name(name)),
+        key=lambda r: (r.key.process_type, r.key.index, r.release),
+    )
     crashes, retiring = services.store.crashes(name), services.store.retiring()
     return {"replicas": [
         {**_replica_json(r, crashes.get(r.key.dyno)), "retiring": r.container_id in retiring}
@@ -403,7 +394,9 @@ def add_ssh_key() -> Any:
     name, key = body.get("name"), body.get("key")
     if not isinstance(name, str) or not isinstance(key, str):
         raise InvalidInput('Send {"name": "alice@laptop", "key": "ssh-ed25519 AAAA..."}.')
-    return {"name": name, "fingerprint": _services().add_ssh_key(name, key)}, 201
+    fingerprint = _services().add_ssh_key(name, key)
+    host().write_authorized_keys()
+    return {"name": name, "fingerprint": fingerprint}, 201
 
 
 def register_errors(app: Flask) -> None:

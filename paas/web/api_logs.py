@@ -20,10 +20,13 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from paas.applogs import AppLogs, LogLine, ProcessFilter
+from paas.applogs import LogLine, ProcessFilter
+from paas.buildlogs import BuildLogs
 from paas.errors import InvalidInput
 from paas.model import validate_app_name
+from paas.services import Services
 from paas.state.store import Build
+from paas.web.extensions import host
 
 api_logs = Blueprint("logs", __name__)
 
@@ -32,9 +35,9 @@ MAX_LINES = 10000
 HEARTBEAT = 15.0
 
 
-def _applogs() -> AppLogs:
-    applogs: AppLogs = current_app.extensions["paas.applogs"]
-    return applogs
+def _builds() -> BuildLogs:
+    services: Services = current_app.extensions["paas.services"]
+    return BuildLogs(services.store, services.logs)
 
 
 def _lines(raw: str, least: int) -> int:
@@ -62,8 +65,8 @@ def logs(name: str) -> Any:
     lines = _lines(request.args.get("lines", str(DEFAULT_LINES)), 0 if follow else 1)
     process = ProcessFilter.parse(request.args.get("process"))
     if not follow:
-        return {"lines": [line.line for line in _applogs().recent(app, lines, process)]}
-    batches = _applogs().follow(app, lines, process)
+        return {"lines": [line.line for line in host().recent_logs(app, lines, process)]}
+    batches = host().follow_logs(app, lines, process)
     return Response(
         event_stream(batches, HEARTBEAT),
         mimetype="text/event-stream",
@@ -91,12 +94,12 @@ def event_stream(batches: Generator[list[LogLine], None, None], heartbeat: float
 
 @api_logs.get("/apps/<name>/builds")
 def builds(name: str) -> Any:
-    return {"builds": [_build_json(b) for b in _applogs().builds(validate_app_name(name))]}
+    return {"builds": [_build_json(b) for b in _builds().builds(validate_app_name(name))]}
 
 
 @api_logs.get("/apps/<name>/builds/<ref>/output")
 def build_output(name: str, ref: str) -> Any:
-    output = _applogs().build_output(validate_app_name(name), ref)
+    output = _builds().build_output(validate_app_name(name), ref)
     return {
         "build": _build_json(output.build),
         "status": output.build.status,

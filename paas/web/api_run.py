@@ -25,8 +25,10 @@ from flask import Blueprint, Response, current_app, request
 
 from paas.errors import InvalidInput, PaasError, PlatformError
 from paas.model import validate_app_name
-from paas.oneoff import OneOffs, RunRequest
-from paas.runtime.attach import WindowSize, error_frame, exit_frame, send_last
+from paas.oneoff import RunRequest, release_of
+from paas.runtime.attach import WindowSize, error_frame, send_last
+from paas.services import Services
+from paas.web.extensions import host
 
 api_run = Blueprint("run", __name__)
 
@@ -36,19 +38,12 @@ SWITCHING = (
 ).encode()
 
 
-def _oneoffs() -> OneOffs:
-    oneoffs: OneOffs | None = current_app.extensions.get("paas.oneoffs")
-    if oneoffs is None:
-        raise PlatformError("One-off runs are not served by this process.")
-    return oneoffs
-
-
 @api_run.post("/apps/<name>/run")
 def run(name: str) -> Any:
     app = validate_app_name(name)
     run_request = parse_run_request(request.get_json(silent=True))
-    oneoffs = _oneoffs()
-    release = oneoffs.release_of(app)
+    services: Services = current_app.extensions["paas.services"]
+    release_of(services.store, app)  # answered in JSON, before the switch
     connection = request.headers.get("Connection", "").lower()
     if request.headers.get("Upgrade", "").lower() != UPGRADE or "upgrade" not in connection:
         raise InvalidInput(
@@ -60,14 +55,9 @@ def run(name: str) -> Any:
         raise PlatformError("This server cannot hand a connection over: serve the API by gunicorn.")
     channel.sendall(SWITCHING)
     try:
-        code = oneoffs.run(release, run_request, channel)
-    except PaasError as exc:
+        host().run(app, run_request, channel)  # it ends with the last frame
+    except PaasError as exc:  # the agent could not take the run, or went away
         send_last(channel, error_frame(exc))
-    except BaseException:
-        send_last(channel, error_frame(PlatformError("The run failed; see the API's log.")))
-        raise
-    else:
-        send_last(channel, exit_frame(code))
     return Response(status=101)
 
 

@@ -12,9 +12,8 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from paas.applogs import AppLogs
 from paas.gitserver.http import make_git_wsgi
-from paas.oneoff import OneOffs
+from paas.host import Host
 from paas.services import Services
 from paas.web.api import api, register_errors
 from paas.web.api_logs import api_logs
@@ -47,18 +46,14 @@ class JSONProvider(DefaultJSONProvider):
             raise ValueError("JSON nested too deeply") from None
 
 
-def create_app(
-    services: Services, applogs: AppLogs | None = None, oneoffs: OneOffs | None = None
-) -> Flask:
-    """The API over ``services``; logs need ``applogs`` and one-off runs ``oneoffs`` (both
-    read or drive containers, so only a root API process has them)."""
+def create_app(services: Services, host: Host | None = None) -> Flask:
+    """The API over ``services``; replicas, logs, runs, stacks and images need ``host``
+    (root only: the agent, or ``LocalHost`` in a root process)."""
     app = Flask(__name__)
     app.json = JSONProvider(app)
     app.extensions["paas.services"] = services
-    if applogs is not None:
-        app.extensions["paas.applogs"] = applogs
-    if oneoffs is not None:
-        app.extensions["paas.oneoffs"] = oneoffs
+    if host is not None:
+        app.extensions["paas.host"] = host
     app.register_blueprint(api)
     app.register_blueprint(openapi)  # GET /api/v1/openapi.json, no token
     register_errors(app)

@@ -43,7 +43,7 @@ from paas.settings import Settings
 from paas.state.logstream import LogStreams
 from paas.web.app import create_app
 from paas.web.openapi import DOCUMENT
-from paas.wiring import applogs, oneoffs, redis_client, worker_services
+from paas.wiring import local_host, redis_client, worker_services
 
 pytestmark = [
     pytest.mark.root,
@@ -169,9 +169,7 @@ def platform() -> Iterator[Platform]:
         worker = InstantWorker(LogStreams(client, settings.instance))
         services = replace(worker_services(settings), queue=worker)
         services.store.add_token("admin", TOKEN)
-        api = create_app(
-            services, applogs(services), oneoffs(settings, services.store)
-        ).test_client()
+        api = create_app(services, local_host(services)).test_client()
         yield Platform(settings, client, worker, api)
     finally:
         os.kill(proc.pid, signal.SIGTERM)

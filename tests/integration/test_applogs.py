@@ -14,15 +14,17 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis
 from flask import Flask
 
-from paas.applogs import AppLogs, ProcessFilter
+from paas.applogs import AppLogs, LogLine, ProcessFilter
+from paas.buildlogs import BuildLogs
 from paas.errors import NotFound
 from paas.model import Release
 from paas.platform import render_redis_conf
@@ -78,6 +80,7 @@ class Parts:
     streams: LogStreams
     containers: FakeContainers
     applogs: AppLogs
+    builds: BuildLogs
 
 
 @pytest.fixture
@@ -86,9 +89,9 @@ def parts(redis_settings: Settings, tmp_path: Path) -> Iterator[Parts]:
     ns = secrets.token_hex(4)  # a namespace per test
     store, events, streams = Store(client, ns), Events(client, ns), LogStreams(client, ns)
     containers = FakeContainers(tmp_path)
-    applogs = AppLogs(store, events, streams, containers, poll=0.05, rescan=0.05)
+    applogs = AppLogs(store, events, containers, poll=0.05, rescan=0.05)
     store.create_app("hello")
-    yield Parts(ns, client, store, events, streams, containers, applogs)
+    yield Parts(ns, client, store, events, streams, containers, applogs, BuildLogs(store, streams))
     client.close()
 
 
@@ -181,32 +184,48 @@ def test_builds_newest_first_and_their_output_by_release_or_id(parts: Parts) -> 
     streams.append(failed.id, "-----> Building hello")
     streams.finish(failed.id, False, "pip failed")
 
-    assert [b.id for b in parts.applogs.builds("hello")] == [failed.id, first.id]
-    out = parts.applogs.build_output("hello", "v1")
+    assert [b.id for b in parts.builds.builds("hello")] == [failed.id, first.id]
+    out = parts.builds.build_output("hello", "v1")
     assert out.build.id == first.id and not out.expired
-    assert parts.applogs.build_output("hello", "v2").build.id == first.id  # the same image
+    assert parts.builds.build_output("hello", "v2").build.id == first.id  # the same image
     assert out.lines == ("-----> Building hello", "Released v1: http://hello.paas.test/")
-    assert parts.applogs.build_output("hello", failed.id).lines[-1] == "pip failed"
+    assert parts.builds.build_output("hello", failed.id).lines[-1] == "pip failed"
 
     key = f"paas:{parts.ns}:log"
     assert parts.client.ttl(f"{key}:{first.id}") == -1  # a release's build log is kept
     assert 0 < parts.client.ttl(f"{key}:{failed.id}") <= STREAM_TTL
     streams.delete(failed.id)
-    assert parts.applogs.build_output("hello", failed.id).expired
+    assert parts.builds.build_output("hello", failed.id).expired
 
     store.create_app("other")
     other = store.new_build("other", "c" * 40)
     for app, ref in (("hello", "v3"), ("hello", other.id), ("hello", "nosuch"), ("nope", "v1")):
         with pytest.raises(NotFound):
-            parts.applogs.build_output(app, ref)
+            parts.builds.build_output(app, ref)
 
 
 # --- through the API blueprint ------------------------------------------------------------------
 
 
-def flask_app(applogs: AppLogs) -> Flask:
+@dataclass
+class LogsHost:
+    """The part of ``paas.host.Host`` the log routes use, in this process."""
+
+    applogs: AppLogs
+
+    def recent_logs(self, app: str, lines: int, process: ProcessFilter) -> list[LogLine]:
+        return self.applogs.recent(app, lines, process)
+
+    def follow_logs(
+        self, app: str, lines: int, process: ProcessFilter
+    ) -> Generator[list[LogLine], None, None]:
+        return self.applogs.follow(app, lines, process)
+
+
+def flask_app(applogs: AppLogs, streams: LogStreams) -> Flask:
     app = Flask(__name__)
-    app.extensions["paas.applogs"] = applogs
+    app.extensions["paas.host"] = LogsHost(applogs)
+    app.extensions["paas.services"] = SimpleNamespace(store=applogs.store, logs=streams)
     app.register_blueprint(api_logs, url_prefix="/api/v1")
     register_errors(app)
     return app
@@ -215,7 +234,7 @@ def flask_app(applogs: AppLogs) -> Flask:
 def test_api_logs_json_and_event_stream(parts: Parts) -> None:
     web = parts.containers.add("c1", "hello", "web.1", started=time.time())
     write(web, "one\ntwo\n")
-    client = flask_app(parts.applogs).test_client()
+    client = flask_app(parts.applogs, parts.streams).test_client()
 
     got = client.get("/api/v1/apps/hello/logs?lines=1")
     assert got.status_code == 200 and got.json == {"lines": ["app[web.1]: two"]}
@@ -242,7 +261,7 @@ def test_api_logs_json_and_event_stream(parts: Parts) -> None:
 def test_api_builds(parts: Parts) -> None:
     build = parts.store.new_build("hello", "d" * 40)
     parts.streams.append(build.id, "-----> Building hello")
-    client = flask_app(parts.applogs).test_client()
+    client = flask_app(parts.applogs, parts.streams).test_client()
     listed = client.get("/api/v1/apps/hello/builds").json
     assert listed == {"builds": [{
         "id": build.id, "rev": "d" * 40, "status": "queued", "release": None,
@@ -269,8 +288,8 @@ api_logs.HEARTBEAT = 0.2
 client = redis.Redis.from_url({url!r})
 containers = FakeContainers(__import__("pathlib").Path({root!r}))
 containers.add("c1", "hello", "web.1", started=1.0)
-app = flask_app(AppLogs(Store(client, {ns!r}), Events(client, {ns!r}), LogStreams(client, {ns!r}),
-                        containers, poll=0.05, rescan=0.05))
+app = flask_app(AppLogs(Store(client, {ns!r}), Events(client, {ns!r}), containers, poll=0.05,
+                        rescan=0.05), LogStreams(client, {ns!r}))
 """
 
 

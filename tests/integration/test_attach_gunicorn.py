@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ from paas.runtime.attach import (
     FrameReader,
     Relay,
     exit_code,
+    exit_frame,
     frame,
+    send_last,
 )
 from paas.web.api import register_errors
 from paas.web.api_run import api_run
@@ -36,15 +39,21 @@ from tests.e2e.platform_fixture import REPO, VENV_BIN, free_port
 TIMEOUT = 30.0
 
 
-class EchoRuns:
-    """Stands in for ``OneOffs``: echoes stdin to stdout, exits with the number of words."""
+class Releases:
+    """Stands in for the store: every app but ``missing`` has a release."""
 
-    def release_of(self, app: str) -> str:
+    def get_app(self, app: str) -> None:
         if app == "missing":
             raise NotFound(f'App "{app}" not found.')
+
+    def current_release(self, app: str) -> str:
         return "v1"
 
-    def run(self, release: str, request: Any, channel: socket.socket) -> int:
+
+class EchoHost:
+    """Stands in for the agent's run: echoes stdin to stdout, exits with the number of words."""
+
+    def run(self, app: str, request: Any, channel: socket.socket) -> None:
         read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)  # as the relay needs of what it writes to
         relay = Relay(channel)
@@ -52,12 +61,13 @@ class EchoRuns:
         relay.forward(read_end, STDOUT)
         relay.run(until=lambda: relay.sources_done)
         os.close(read_end)
-        return len(request.command)
+        send_last(channel, exit_frame(len(request.command)))
 
 
 def make_app() -> Flask:
     app = Flask(__name__)
-    app.extensions["paas.oneoffs"] = EchoRuns()
+    app.extensions["paas.services"] = SimpleNamespace(store=Releases())
+    app.extensions["paas.host"] = EchoHost()
     app.register_blueprint(api_run, url_prefix="/api/v1")
     register_errors(app)
     return app

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from paas.applogs import AppLogs, LogLine, ProcessFilter
 from paas.model import Replica
 from paas.services import Services
 from paas.settings import Settings
@@ -56,16 +57,24 @@ class FakeQueue:
 
 
 @dataclass
-class FakeReconciler:
+class FakeHost:
+    """The agent's side: replicas as set by a test; logs of replicas that wrote nothing."""
+
     replicas: list[Replica] = field(default_factory=list)
+    applogs: AppLogs | None = None
 
     def observe(self, app: str | None = None) -> list[Replica]:
         return [r for r in self.replicas if app is None or r.key.app == app]
 
+    def recent_logs(self, app: str, lines: int, process: ProcessFilter) -> list[LogLine]:
+        assert self.applogs is not None
+        return self.applogs.recent(app, lines, process)
 
-@dataclass
-class FakeWorker:
-    reconciler: FakeReconciler = field(default_factory=FakeReconciler)
+    def follow_logs(
+        self, app: str, lines: int, process: ProcessFilter
+    ) -> Generator[list[LogLine], None, None]:
+        assert self.applogs is not None
+        return self.applogs.follow(app, lines, process)
 
 
 @dataclass
@@ -73,7 +82,7 @@ class Dash:
     app: Flask
     services: Services
     queue: FakeQueue
-    worker: FakeWorker
+    host: FakeHost
 
     def client(self) -> FlaskClient:
         return self.app.test_client()
@@ -85,11 +94,11 @@ def dash(redis_settings: Settings) -> Iterator[Dash]:
     client = redis.Redis.from_url(redis_settings.effective_redis_url)
     client.flushall()
     queue = FakeQueue()
-    worker = FakeWorker()
-    services = replace(wire_services(redis_settings, queue), worker=worker)  # type: ignore[arg-type]
+    services = wire_services(redis_settings, queue)
     queue.services = services
+    host = FakeHost()
     auth.set_admin_password(services.store, PASSWORD)
-    yield Dash(create_app(services), services, queue, worker)
+    yield Dash(create_app(services, host), services, queue, host)  # type: ignore[arg-type]
     shutil.rmtree(redis_settings.repos_dir, ignore_errors=True)
 
 

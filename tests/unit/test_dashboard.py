@@ -61,7 +61,7 @@ class NoContainers:
 @pytest.fixture
 def client(dash: Dash, tmp_path: Path) -> FlaskClient:
     s = dash.services
-    dash.app.extensions["paas.applogs"] = AppLogs(s.store, s.events, s.logs, NoContainers(tmp_path))
+    dash.host.applogs = AppLogs(s.store, s.events, NoContainers(tmp_path))
     c = dash.client()
     sign_in(c)
     return c
@@ -139,7 +139,7 @@ def test_apps_page_lists_every_app_with_state_release_counts_and_url(
 ) -> None:
     deployed(dash, "hello")
     dash.services.create_app("empty")
-    dash.worker.reconciler.replicas = [replica("hello", "web.1", release=2)]
+    dash.host.replicas = [replica("hello", "web.1", release=2)]
     page = client.get("/")
     assert page.status_code == 200
     text = page.text
@@ -157,7 +157,7 @@ def test_app_page_shows_processes_replicas_releases_domains_and_events(
     deployed(dash)
     dash.services.store.add_domain("hello", "www.hello.test")
     dash.services.events.emit("hello", "web.1", "crashed, exit 137 (out of memory)")
-    dash.worker.reconciler.replicas = [replica("hello", "web.1", release=2)]
+    dash.host.replicas = [replica("hello", "web.1", release=2)]
     text = client.get("/apps/hello").text
     assert 'id="count-web"' in text and 'value="1"' in text
     assert re.search(r'id="running-web" data-live>1 of 1<', text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from flask import Flask
 
 from paas.cli.run import parse_env, split_words
 from paas.errors import Conflict, InvalidInput, NotFound, PlatformError
-from paas.oneoff import OneOffs, RunRequest
+from paas.oneoff import RunRequest, release_of
 from paas.runtime.attach import (
     EXIT,
     STDIN,
@@ -134,22 +135,18 @@ class FakeStore:
         return self.releases[name]
 
 
-def _oneoffs(releases: dict[str, Any]) -> OneOffs:
-    return OneOffs(FakeStore(releases), None, None, None, None, None)  # type: ignore[arg-type]
-
-
 def test_a_run_needs_an_app_with_a_release() -> None:
-    oneoffs = _oneoffs({"fresh": None, "live": "v1"})
+    store: Any = FakeStore({"fresh": None, "live": "v1"})
     with pytest.raises(NotFound):
-        oneoffs.release_of("nope")
+        release_of(store, "nope")
     with pytest.raises(Conflict, match="push first"):
-        oneoffs.release_of("fresh")
-    assert oneoffs.release_of("live") == "v1"
+        release_of(store, "fresh")
+    assert release_of(store, "live") == "v1"
 
 
 def _client(releases: dict[str, Any]) -> Any:
     app = Flask(__name__)
-    app.extensions["paas.oneoffs"] = _oneoffs(releases)
+    app.extensions["paas.services"] = SimpleNamespace(store=FakeStore(releases))
     app.register_blueprint(api_run, url_prefix="/api/v1")
     register_errors(app)
     return app.test_client()

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from paas.errors import PlatformError
+from paas.host import Host
 from paas.model import RELEASE_PHASE, Release, Replica, ReplicaState
 from paas.runtime import cgroups
 from paas.runtime.bundle import cgroups_path
@@ -135,17 +135,15 @@ def replica_rows(
 
 
 class Overview:
-    """Reads the pages' data through ``services`` (which must have its worker parts: the
-    replicas are observed from runc and the containers' files)."""
+    """Reads the pages' data through ``services`` and, for the replicas as they run,
+    ``host``."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, host: Host) -> None:
         self._s = services
+        self._host = host
 
     def _observe(self, app: str | None) -> list[Replica]:
-        worker = self._s.worker
-        if worker is None:
-            raise PlatformError("This process cannot see the containers: serve it as root.")
-        found = worker.reconciler.observe(app)
+        found = self._host.observe(app)
         return sorted(found, key=lambda r: (r.key.app, r.key.process_type, r.key.index))
 
     def _summary(self, info: AppInfo, replicas: Sequence[Replica]) -> AppSummary:

@@ -28,13 +28,15 @@ from flask import (
 )
 from markupsafe import Markup
 
-from paas.applogs import AppLogs, ProcessFilter
+from paas.applogs import ProcessFilter
+from paas.buildlogs import BuildLogs
 from paas.errors import InvalidInput, PaasError
 from paas.model import validate_app_name
 from paas.services import MAX_SCALE, Services
 from paas.web import auth
 from paas.web.api_logs import HEARTBEAT, event_stream
 from paas.web.dashboard.overview import Overview
+from paas.web.extensions import host
 
 dashboard = Blueprint(
     "dashboard",
@@ -58,9 +60,8 @@ def _services() -> Services:
     return services
 
 
-def _applogs() -> AppLogs:
-    applogs: AppLogs = current_app.extensions["paas.applogs"]
-    return applogs
+def _overview() -> Overview:
+    return Overview(_services(), host())
 
 
 def _local(target: str | None) -> str | None:
@@ -220,18 +221,18 @@ def signout() -> Any:
 
 @dashboard.get("/")
 def apps() -> Any:
-    return render_template("apps.html", apps=Overview(_services()).apps())
+    return render_template("apps.html", apps=_overview().apps())
 
 
 @dashboard.get("/live")
 def apps_live() -> Any:
-    return render_template("_apps_live.html", apps=Overview(_services()).apps())
+    return render_template("_apps_live.html", apps=_overview().apps())
 
 
 @dashboard.get("/apps/<name>")
 def app_page(name: str) -> Any:
     services = _services()
-    page = Overview(services).app(validate_app_name(name))
+    page = Overview(services, host()).app(validate_app_name(name))
     return render_template(
         "app.html", page=page, releases=services.releases(name), max_scale=MAX_SCALE,
         platform_host=f"{name}.{services.settings.domain}",
@@ -240,7 +241,7 @@ def app_page(name: str) -> Any:
 
 @dashboard.get("/apps/<name>/live")
 def app_live(name: str) -> Any:
-    page = Overview(_services()).app(validate_app_name(name))
+    page = _overview().app(validate_app_name(name))
     return render_template("_app_live.html", page=page)
 
 
@@ -350,8 +351,8 @@ def domains(name: str) -> Any:
 def logs(name: str) -> Any:
     app = validate_app_name(name)
     process = ProcessFilter.parse(request.args.get("process"))
-    page = Overview(_services()).app(app)
-    lines = _applogs().recent(app, LOG_LINES, process)
+    page = _overview().app(app)
+    lines = host().recent_logs(app, LOG_LINES, process)
     return render_template(
         "logs.html", page=page, lines=lines, process=process.process or "", count=LOG_LINES
     )
@@ -361,7 +362,7 @@ def logs(name: str) -> Any:
 def log_stream(name: str) -> Any:
     app = validate_app_name(name)
     process = ProcessFilter.parse(request.args.get("process"))
-    batches = _applogs().follow(app, LOG_LINES, process)
+    batches = host().follow_logs(app, LOG_LINES, process)
     return Response(
         event_stream(batches, HEARTBEAT),
         mimetype="text/event-stream",
@@ -372,7 +373,9 @@ def log_stream(name: str) -> Any:
 @dashboard.get("/apps/<name>/builds/<ref>")
 def build_log(name: str, ref: str) -> Any:
     app = validate_app_name(name)
-    return render_template("build.html", app=app, output=_applogs().build_output(app, ref), ref=ref)
+    services = _services()
+    output = BuildLogs(services.store, services.logs).build_output(app, ref)
+    return render_template("build.html", app=app, output=output, ref=ref)
 
 
 @dashboard.get("/apps/<name>/events")
