@@ -20,6 +20,10 @@ WEB = "web"
 RELEASE_PHASE = "release"  # the Procfile entry run once per release, never as a replica
 CHECK_MODES = ("enabled", "skipped", "disabled")
 CONTAINER_PORT = 5000
+# (uid, gid) that buildpack-built apps run as and own their /app files as: herokuish's
+# (Dokku's) dyno user. Not root, and none that Debian creates on the host or in the stack;
+# the stack's /etc/passwd has no entry for it, so HOME (/app) comes from the environment.
+APP_USER = (32767, 32767)
 
 
 def validate_app_name(name: str) -> str:

@@ -27,8 +27,8 @@ from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
 from paas.model import (
-    CHECK_MODES,
     APP_USER,
+    CHECK_MODES,
     RELEASE_PHASE,
     WEB,
     App,
@@ -643,7 +643,9 @@ class WorkerParts:
             limits=s.default_limits,
             timeout=s.build_timeout,
         )
-        return Image(id="", layers=(*stack, result.layer), process_types=result.process_types)
+        return Image(
+            id="", layers=(*stack, result.layer), process_types=result.process_types, user=APP_USER
+        )
 
     def operate(self, services: Services, op: Operation, out: Callable[[str], None]) -> str:
         """Carry out ``op``; returns the message the requester sees."""

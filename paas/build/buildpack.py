@@ -41,7 +41,7 @@ from pathlib import Path
 from paas.errors import BuildFailed, InvalidInput, PlatformError
 from paas.images.layers import LayerStore
 from paas.images.stack import PROXY_VARS, ContainerRunner
-from paas.model import validate_config_key
+from paas.model import APP_USER, validate_config_key
 from paas.procfile import validate_process_type
 from paas.runtime.runtime import RunTimedOut
 from paas.runtime.spec import ContainerSpec, Mount
@@ -273,6 +273,7 @@ class BuildpackBuilder:
             process_types = parse_release("\n".join(release_lines))
             if process_types:
                 output(f"-----> Default process types: {', '.join(process_types)}")
+            _give(app_dir, APP_USER)
             layer = self.layers.commit(work)
             committed = True
         finally:
@@ -370,6 +371,15 @@ class _Steps:
                 f"The build took longer than its limit of {self.timeout:g} s and was stopped "
                 f"in bin/{step} of the {pack.name} buildpack."
             ) from None
+
+
+def _give(root: Path, user: tuple[int, int]) -> None:
+    """Make ``user`` (the app's processes') the owner of everything under ``root``: apps
+    write to their own dir (HOME is /app). Builds run as root; links are not followed."""
+    os.lchown(root, *user)
+    for parent, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(parent, name), *user)
 
 
 def _write_env_dir(env_dir: Path, config: Mapping[str, str]) -> None:

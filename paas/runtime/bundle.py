@@ -135,6 +135,8 @@ def render_config(
         "maskedPaths": list(MASKED_PATHS),
         "readonlyPaths": list(READONLY_PATHS),
     }
+    if spec.netns is not None:  # its own netns: any user may listen on ports below 1024
+        linux["sysctl"] = {"net.ipv4.ip_unprivileged_port_start": "0"}
     if spec.confined:
         linux["seccomp"] = SECCOMP
     return {

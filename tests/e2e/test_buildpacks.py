@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from paas.model import APP_USER
 from tests.e2e.platform_fixture import Platform
 from tests.e2e.test_push_deploy import commit, git, http_remote
 
@@ -88,14 +89,14 @@ def test_static_site_is_served(platform: Platform, push: Push) -> None:
 
 
 def test_procfile_app_runs_as_is_on_the_stack(platform: Platform, push: Push) -> None:
-    out = push(
-        "plain",
-        {"Procfile": "web: python3 -m http.server $PORT\n", "hello.txt": "plain hello\n"},
-    )
+    # The web process writes to its own dir, as the app's user, then serves it.
+    procfile = "web: id -u >uid.txt && python3 -m http.server $PORT\n"
+    out = push("plain", {"Procfile": procfile, "hello.txt": "plain hello\n"})
     assert "remote: -----> Procfile app detected" in out, out
     assert "remote: -----> Nothing to install" in out, out
     assert "Released v1" in out, out
     assert platform.get("plain.paas.test", "/hello.txt") == (200, "plain hello\n")
+    assert platform.get("plain.paas.test", "/uid.txt") == (200, f"{APP_USER[0]}\n")
 
 
 def test_app_no_buildpack_detects_is_rejected(platform: Platform, push: Push) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from paas.model import APP_USER
 from tests.e2e.platform_fixture import Platform
 from tests.e2e.test_push_deploy import commit, git, http_remote, make_app
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root]
 APP = "phased"
 PROCFILE = """\
 web: gunicorn app:app --bind 0.0.0.0:$PORT --workers 1
-release: sh -c 'echo "migrating for $PAAS_APP"; test "${FAIL_RELEASE:-0}" != 1'
+release: sh -c 'echo "migrating for $PAAS_APP as $(id -u)"; test "${FAIL_RELEASE:-0}" != 1'
 """
 
 
@@ -26,7 +27,8 @@ def test_release_command_runs_before_the_release_and_can_stop_it(
     (repo / "Procfile").write_text(PROCFILE)
     commit(repo, "with a release command")
     push = git(repo, "push", http_remote(platform, APP), "master")
-    assert "remote:        migrating for phased" in push.stderr, push.stderr
+    # as the user of the app's processes
+    assert f"remote:        migrating for phased as {APP_USER[0]}" in push.stderr, push.stderr
     assert platform.get(f"{APP}.paas.test") == (200, "phase one from phased\n")
     ps = platform.cli("ps", APP, "--json")
     assert '"release.' not in ps.stdout  # the release command is not a replica

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from paas import wiring
+from paas.model import APP_USER
 from paas.settings import Settings
 from tests.e2e.platform_fixture import VENV_BIN, Platform
 from tests.e2e.test_push_deploy import git, http_remote, make_app
@@ -71,6 +72,14 @@ def test_config_and_exit_code_come_back(nothing_left: Platform) -> None:
     assert (var, app, port) == ("from config", APP, "5000")
     assert dyno.startswith("run.") and dyno[4:].isdigit(), dyno
     assert result.stderr == "oops\n"
+
+
+def test_the_run_is_the_apps_user_who_may_write_its_dirs(nothing_left: Platform) -> None:
+    script = "grep ^Uid: /proc/self/status; touch ./cwd $HOME/home /tmp/tmp && echo written"
+    result = nothing_left.cli("run", APP, "--", "sh", "-c", script, timeout=TIMEOUT)
+    assert result.returncode == 0, result
+    uid = str(APP_USER[0])
+    assert result.stdout.split() == ["Uid:", uid, uid, uid, uid, "written"], result.stdout
 
 
 def test_piped_stdin_reaches_the_command(nothing_left: Platform) -> None:

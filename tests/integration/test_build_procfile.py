@@ -12,6 +12,7 @@ import pytest
 from paas.build.buildpack import BuildpackBuilder
 from paas.errors import BuildFailed
 from paas.images.layers import LayerStore
+from paas.model import APP_USER
 from tests.integration.test_build_python import LIMITS, source_tree
 
 pytestmark = pytest.mark.root
@@ -32,7 +33,10 @@ def test_procfile_app_is_its_code_as_is(
         "-----> Procfile app detected",
         "-----> Nothing to install: the Procfile's commands run the code as is on the stack",
     ]
-    assert sorted(os.listdir(layers.path(result.layer) / "app")) == ["Procfile", "hello.txt"]
+    app = layers.path(result.layer) / "app"
+    assert sorted(os.listdir(app)) == ["Procfile", "hello.txt"]
+    owners = {(os.lstat(p).st_uid, os.lstat(p).st_gid) for p in (app, *app.iterdir())}
+    assert owners == {APP_USER}  # the app may write to its own dir
 
 
 @pytest.mark.usefixtures("new_layers")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from paas.errors import Conflict, PlatformError
+from paas.model import APP_USER
 from paas.runtime.runtime import RunTimedOut
 from paas.runtime.spec import Mount
 from tests.integration.fixtures_runtime import Sandbox
@@ -217,3 +218,31 @@ def test_app_containers_are_confined(sandbox: Sandbox, confined: bool) -> None:
         assert {"mount-refused", "unshare-refused", "mknod-refused"} <= set(out.split())
     else:  # build containers keep Docker's defaults
         assert status["NoNewPrivs"] == "0" and caps & net_raw and caps & mknod
+
+
+APP_USER_PROBE = (
+    "grep -E '^(Uid|Gid|CapEff):' /proc/self/status; "
+    "echo x 2>/dev/null >/www/index.html && echo root-file-written || echo root-file-refused; "
+    "httpd -p 80 -h /www && echo listening-on-80 || echo port-80-refused"
+)
+
+
+def test_apps_run_as_their_user_with_no_capability(sandbox: Sandbox) -> None:
+    sandbox.network.ensure_bridge()
+    net = sandbox.network.attach("appuser")
+    spec = sandbox.spec(
+        "appuser", ("sh", "-c", APP_USER_PROBE), netns_path=net.netns_path,
+        user=APP_USER, confined=True,
+    )  # fmt: skip
+    sandbox.runtime.start(spec)
+    assert sandbox.wait_stopped("appuser").exit_code == 0
+    out = sandbox.runtime.log_path("appuser").read_text()
+    sandbox.runtime.remove("appuser")
+    sandbox.network.detach("appuser")
+    status = dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line)
+    uid, gid = APP_USER
+    assert status["Uid"].split() == [str(uid)] * 4, out  # real, effective, saved, fs
+    assert status["Gid"].split() == [str(gid)] * 4, out
+    assert int(status["CapEff"], 16) == 0, out
+    assert "root-file-refused" in out, out  # the image's files are root's
+    assert "listening-on-80" in out, out  # low ports are the app's own netns's

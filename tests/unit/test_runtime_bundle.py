@@ -51,6 +51,12 @@ def test_process_runs_the_command_under_tini() -> None:
     assert len(CAPABILITIES) == 14 and "CAP_SYS_ADMIN" not in CAPABILITIES
 
 
+def test_any_user_may_listen_below_1024_in_its_own_netns() -> None:
+    sysctl = {"net.ipv4.ip_unprivileged_port_start": "0"}
+    assert render(spec())["linux"]["sysctl"] == sysctl
+    assert "sysctl" not in render(spec(netns=None))["linux"]  # the host's netns: untouched
+
+
 def test_image_path_wins_over_the_default() -> None:
     config = render(spec(env={"PATH": "/app/bin"}), memsw=False)
     assert [e for e in config["process"]["env"] if e.startswith("PATH=")] == ["PATH=/app/bin"]
