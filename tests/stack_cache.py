@@ -21,11 +21,13 @@ STACK_ROOT = Path(os.environ.get("PAAS_TEST_STACK_ROOT", "/tmp/paas-test-stack")
 
 @contextmanager
 def stack_runtime() -> Iterator[Runtime]:
-    """A runtime of its own (runc root, cgroup parent) over the test stack's dirs, removed
-    with everything it ran when done."""
+    """A runtime of its own (runc root, containers dir, cgroup parent) over the test stack's
+    layers, removed with everything it ran when done. Its containers dir is its own so that
+    its clean-up never touches the containers of another test run on the same machine."""
     tag = secrets.token_hex(3)
     runc_root = Path(f"/run/paas-test-{tag}/runc")
-    rt = Runtime(runc_root, STACK_ROOT / "containers", f"paas-test-{tag}")
+    containers = STACK_ROOT / "containers" / tag
+    rt = Runtime(runc_root, containers, f"paas-test-{tag}")
     try:
         yield rt
     finally:
@@ -33,6 +35,7 @@ def stack_runtime() -> Iterator[Runtime]:
             rt.remove(info.id)
         rt.prune_cgroups()
         shutil.rmtree(runc_root.parent, ignore_errors=True)
+        shutil.rmtree(containers, ignore_errors=True)
 
 
 def ensure_stack(

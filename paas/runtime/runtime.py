@@ -42,6 +42,14 @@ class RunTimedOut(BuildFailed):
     """A foreground run went over its time limit and was killed."""
 
 
+class RunOutOfMemory(BuildFailed):
+    """The kernel killed a process of a foreground run for going over its memory limit."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = f"{limit_bytes / 1024**2:.0f}M"
+        super().__init__(f"The container ran out of memory (limit {self.limit}) and was killed.")
+
+
 class Runtime:
     def __init__(
         self,
@@ -78,15 +86,17 @@ class Runtime:
     def run(self, spec: ContainerSpec, output: Callable[[str], None], timeout: float) -> int:
         """Run a container in the foreground, pass each line of its combined stdout and stderr
         to ``output`` as it comes, and return its exit code. Kills it after ``timeout`` seconds
-        (``RunTimedOut``). Always removes the container, but never ``spec.upper``: that is the
-        caller's new layer. runc creates missing bind-mount targets in the upper, so with a kept
-        upper, mount only onto paths that exist in the lower layers."""
+        (``RunTimedOut``); raises ``RunOutOfMemory`` when the kernel killed one of its
+        processes for its memory limit. Always removes the container, but never
+        ``spec.upper``: that is the caller's new layer. runc creates missing bind-mount
+        targets in the upper, so with a kept upper, mount only onto paths that exist in the
+        lower layers."""
         directory = self._prepare(spec)
         proc: subprocess.Popen[bytes] | None = None
         try:
             proc = subprocess.Popen(
-                [self.runc, "--root", str(self.runc_root), "run", "--bundle", str(directory),
-                 spec.id],
+                [self.runc, "--root", str(self.runc_root), "run", "--keep", "--bundle",
+                 str(directory), spec.id],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )  # fmt: skip
             assert proc.stdout is not None
@@ -94,7 +104,12 @@ class Runtime:
                 raise RunTimedOut(
                     f"The container ran longer than its time limit of {timeout:g} s and was killed."
                 )
-            return proc.wait(timeout=RUNC_TIMEOUT)
+            code = proc.wait(timeout=RUNC_TIMEOUT)
+            # --keep: the cgroup, and so its OOM counter, lasts until the removal below
+            cgroup = cgroups.memory_dir(bundle.cgroups_path(self.cgroup_parent, spec.id))
+            if shim.oom_kills(str(cgroup / "memory.oom_control")):
+                raise RunOutOfMemory(spec.limits.memory_bytes)
+            return code
         finally:
             if proc is not None:
                 if proc.poll() is None:
