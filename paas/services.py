@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from paas.appjson import HealthCheck, parse_app_json
 from paas.build.buildpack import BuildpackBuilder, chosen_buildpack
 from paas.build.docker_builder import DOCKERFILE, DockerfileBuilder
+from paas.build.options import build_options, checked_builder_setting, checked_stack
 from paas.errors import BuildFailed, Conflict, DeployFailed, InvalidInput, NotFound, PaasError
 from paas.gitserver.repos import RepoStore
 from paas.gitserver.sshd import parse_public_key, validate_key_name
@@ -357,6 +358,26 @@ class Services:
                 raise
         return mounts
 
+    # --- builder settings ---------------------------------------------------------------------
+
+    def builder_settings(self, app: str) -> dict[str, Any]:
+        """The stack and memory limit of the app's next build (``paas.build.options``)."""
+        self.store.get_app(app)
+        options = build_options(
+            self.settings, self.store.builder_settings(app), self.store.config(app)
+        )
+        return {"stack": options.stack, "stack_from": options.stack_origin,
+                "memory_bytes": options.limits.memory_bytes}
+
+    def set_builder_setting(self, app: str, key: str, value: str, actor: str) -> dict[str, Any]:
+        """``builder:set APP stack NAME`` or ``builder:set APP memory 1g`` ("" or "default":
+        the platform's); applies from the next push, which fails if the stack is unknown."""
+        self.store.get_app(app)
+        stored = checked_builder_setting(key, value)
+        self.store.set_builder_setting(app, key, stored)
+        self.events.emit(app, "builder", f"{key} set to {value or 'default'} by {actor}")
+        return self.builder_settings(app)
+
     # --- process settings ---------------------------------------------------------------------
 
     def process_settings(self, app: str) -> dict[str, float]:
@@ -607,6 +628,9 @@ class WorkerParts:
             if digest not in kept and (digest in released or self.layers.age(digest) > GC_GRACE):
                 self.layers.remove(digest)
                 removed.append(digest)
+        if self.builder.dependencies is not None:
+            self.builder.dependencies.prune()  # keys of dependency layers removed just now
+        self.docker.cache.prune()
         return removed
 
     def _build_image(
@@ -615,10 +639,11 @@ class WorkerParts:
         """Build the source: from its Dockerfile unless a buildpack is named, else with the
         buildpack that detects it (over the stack)."""
         s, config = services.settings, services.store.config(app)
+        options = build_options(s, services.store.builder_settings(app), config)
         if (source / DOCKERFILE).is_file() and chosen_buildpack(source, config) is None:
             out("-----> Dockerfile found: building it")
             built = self.docker.build(
-                app, source, config, out, limits=s.default_limits, timeout=s.build_timeout
+                app, source, config, out, limits=options.limits, timeout=options.timeout
             )
             argv = built.process_argv
             return Image(
@@ -632,7 +657,10 @@ class WorkerParts:
                 command=argv,
                 labels=built.labels,
             )
-        stack = self.stacks.ensure(s.stack, out)
+        name = checked_stack(options, {*self.stacks.stacks(), s.stack})
+        if name != s.stack:
+            out(f"-----> Stack {name} (named by {options.stack_origin})")
+        stack = self.stacks.ensure(name, out)
         result = self.builder.build(
             app=app,
             source_dir=source,
@@ -640,11 +668,12 @@ class WorkerParts:
             config=config,
             cache_dir=s.cache_dir / app,
             output=out,
-            limits=s.default_limits,
-            timeout=s.build_timeout,
+            limits=options.limits,
+            timeout=options.timeout,
         )
         return Image(
-            id="", layers=(*stack, result.layer), process_types=result.process_types, user=APP_USER
+            id="", layers=(*stack, *result.layers), process_types=result.process_types,
+            user=APP_USER,
         )
 
     def operate(self, services: Services, op: Operation, out: Callable[[str], None]) -> str:

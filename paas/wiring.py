@@ -18,6 +18,7 @@ from paas.gitserver import hook, ssh
 from paas.gitserver.repos import RepoStore
 from paas.gitserver.ssh_commands import ssh_dispatcher
 from paas.host import LocalHost
+from paas.images.layer_index import LayerIndex
 from paas.images.layers import LayerStore
 from paas.images.stack import StackBuilder
 from paas.images.store import ImageStore
@@ -169,7 +170,10 @@ def worker_services(settings: Settings) -> Services:
     )
     worker = WorkerParts(
         stacks=stacks,
-        builder=BuildpackBuilder(rt, layers, PROJECT_DIR / "buildpacks"),
+        builder=BuildpackBuilder(
+            rt, layers, PROJECT_DIR / "buildpacks",
+            dependencies=LayerIndex(settings.cache_dir / ".dependencies", layers),
+        ),
         docker=DockerfileBuilder(
             rt, layers, stacks, images, settings.cache_dir / "dockerfile",
             stack_names=(settings.stack,), image_refs=release_images(base.store),

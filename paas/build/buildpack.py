@@ -22,6 +22,21 @@ buildpack describes itself in ``buildpack.toml`` (``[buildpack] name`` and ``det
 ``bin/detect`` looks for).
 Compile output streams to the caller line by line as it comes; lines starting with ``" !"``
 (Heroku's error marker) also make up the message of the ``BuildFailed`` a failed step raises.
+
+A buildpack whose ``buildpack.toml`` has a ``[dependencies]`` table (``paas.build.dependencies``)
+gets its dependencies in a layer of their own, keyed by the app's dependency manifest.
+``bin/compile`` then runs with ``PAAS_DEPENDENCIES`` set:
+
+- ``install``, only when no layer has the key yet: ``/app`` holds just the manifest files
+  and an empty dependency dir; the buildpack installs the dependencies there and nothing
+  else. Only that dir is kept, as the dependency layer (``app/DIR``), recorded under the key.
+- ``ready``, for every build: ``/app`` is the app, its dependency dir an overlay whose lower
+  is the dependency layer's dir; the buildpack installs nothing and builds the app. What it
+  writes into the dependency dir (the app's own package, tool caches) becomes part of the app
+  layer, which sits above the dependency layer in the image.
+
+Without the table (or without an index) ``PAAS_DEPENDENCIES`` is unset and the buildpack does
+everything in one ``bin/compile``, as under Heroku.
 """
 
 from __future__ import annotations
@@ -34,16 +49,25 @@ import shutil
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from paas.build.dependencies import (
+    DependencySpec,
+    dependency_key,
+    manifest_files,
+    parse_spec,
+)
 from paas.errors import BuildFailed, InvalidInput, PlatformError
-from paas.images.layers import LayerStore
+from paas.images.layer_index import LayerIndex
+from paas.images.layers import LayerStore, tree_digest
 from paas.images.stack import PROXY_VARS, ContainerRunner
 from paas.model import APP_USER, validate_config_key
 from paas.procfile import validate_process_type
-from paas.runtime.runtime import RunTimedOut
+from paas.runtime.bundle import mount_overlay, unmount
+from paas.runtime.runtime import RunOutOfMemory, RunTimedOut
 from paas.runtime.spec import ContainerSpec, Mount
 from paas.settings import Limits
 
@@ -61,6 +85,7 @@ PIP_VARS = (
     "PIP_DISABLE_PIP_VERSION_CHECK",
 )
 BUILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEPENDENCIES_VAR = "PAAS_DEPENDENCIES"  # "install" or "ready" in bin/compile's environment
 _RELEASE_KEY_RE = re.compile(r"^default_process_types\s*:\s*(.*?)\s*$")
 _RELEASE_ENTRY_RE = re.compile(r"^\s+([^:\s]+)\s*:\s*(.*?)\s*$")
 
@@ -70,6 +95,7 @@ class Buildpack:
     id: str  # its directory under buildpacks_dir
     name: str
     detects: str  # what bin/detect looks for, told to users whose app nothing detects
+    dependencies: DependencySpec | None = None  # its [dependencies] table
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,12 @@ class BuildResult:
     layer: str  # digest of the app layer (``app/...``)
     process_types: dict[str, str]  # bin/release's default_process_types
     buildpack: str  # name of the buildpack that built the app
+    dependencies: str | None = None  # digest of the dependency layer, below the app layer
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The layers the build adds to the stack's, bottom first."""
+        return (self.layer,) if self.dependencies is None else (self.dependencies, self.layer)
 
 
 def load_buildpacks(buildpacks_dir: Path, order: Sequence[str]) -> list[Buildpack]:
@@ -85,8 +117,11 @@ def load_buildpacks(buildpacks_dir: Path, order: Sequence[str]) -> list[Buildpac
     for pack_id in order:
         meta_file = buildpacks_dir / pack_id / "buildpack.toml"
         try:
-            meta = tomllib.loads(meta_file.read_text())["buildpack"]
-            packs.append(Buildpack(pack_id, str(meta["name"]), str(meta["detects"])))
+            document = tomllib.loads(meta_file.read_text())
+            meta = document["buildpack"]
+            deps = document.get("dependencies")
+            spec = None if deps is None else parse_spec(deps, str(meta_file))
+            packs.append(Buildpack(pack_id, str(meta["name"]), str(meta["detects"]), spec))
         except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
             raise PlatformError(f"Buildpack {pack_id!r} is broken ({meta_file}: {exc}).") from None
     return packs
@@ -196,6 +231,14 @@ def host_ca_bundle(host_env: Mapping[str, str]) -> Path | None:
     return None
 
 
+def out_of_memory(app: str, exc: RunOutOfMemory) -> str:
+    """What a build that went over its memory limit tells the user."""
+    return (
+        f"the build ran out of memory (limit {exc.limit}); raise it with "
+        f"paas builder:set {app} memory SIZE (such as 1g)."
+    )
+
+
 def _error_lines(lines: Sequence[str]) -> list[str]:
     return [line.lstrip(" !").strip() for line in lines if line.startswith(" !")]
 
@@ -213,6 +256,7 @@ class BuildpackBuilder:
         host_env: Mapping[str, str] | None = None,
         pip_conf: Path = Path(PIP_CONF_PATH),
         resolv_conf: Path = Path("/etc/resolv.conf"),
+        dependencies: LayerIndex | None = None,
     ) -> None:
         self.runtime = runtime
         self.layers = layers
@@ -220,6 +264,7 @@ class BuildpackBuilder:
         self.order = tuple(order)
         self.env, self.mounts = host_build_environment(host_env, pip_conf)
         self.resolv_conf = resolv_conf
+        self.dependencies = dependencies  # None: dependencies stay in the app layer
 
     def build(
         self,
@@ -251,20 +296,16 @@ class BuildpackBuilder:
                 )
                 choice = chosen_buildpack(app_dir, config)
                 pack = self._select(step, packs, choice, deadline, output)
-                lines: list[str] = []
-
-                def relay(line: str) -> None:
-                    lines.append(line)
-                    output(line)
-
-                code = step.run(pack, "compile", ("/app", "/cache", "/env"), relay, deadline)
-                if code != 0:
-                    details = "\n".join(_error_lines(lines)) or "see the build output above."
-                    raise BuildFailed(
-                        f"The {pack.name} buildpack failed in bin/compile (exit {code}):\n{details}"
+                deps: str | None = None
+                if pack.dependencies is not None and self.dependencies is not None:
+                    deps = self._dependency_layer(
+                        step, pack, pack.dependencies, self.dependencies, config, output, deadline
                     )
+                    step = replace(step, dependencies="ready")
                 release_lines: list[str] = []
-                code = step.run(pack, "release", ("/app",), release_lines.append, deadline)
+                with self._dependencies_in(app_dir, pack.dependencies, deps):
+                    step.compile(pack, output, deadline)
+                    code = step.run(pack, "release", ("/app",), release_lines.append, deadline)
                 if code != 0:
                     raise BuildFailed(
                         f"The {pack.name} buildpack failed in bin/release (exit {code}):\n"
@@ -279,7 +320,76 @@ class BuildpackBuilder:
         finally:
             if not committed:
                 self.layers.discard(work)
-        return BuildResult(layer=layer, process_types=process_types, buildpack=pack.name)
+        return BuildResult(
+            layer=layer, process_types=process_types, buildpack=pack.name, dependencies=deps
+        )
+
+    def _dependency_layer(
+        self,
+        step: _Steps,
+        pack: Buildpack,
+        spec: DependencySpec,
+        index: LayerIndex,
+        config: Mapping[str, str],
+        output: Callable[[str], None],
+        deadline: float,
+    ) -> str:
+        """The layer with the dependencies the app's manifest asks for: the one recorded
+        under its key, else a new one that ``bin/compile`` fills with ``install``."""
+        _remove(step.app_dir / spec.dir)  # the platform's, even if the repository has one
+        buildpack = tree_digest(self.buildpacks_dir / pack.id)
+        key = dependency_key(spec, step.app_dir, config, step.stack_layers, buildpack)
+        found = index.find(key)
+        if found is not None:
+            output(f"-----> Dependencies unchanged, reusing layer sha256:{found}")
+            return found
+        output(f"-----> Installing dependencies into a layer of their own (/app/{spec.dir})")
+        work = self.layers.new_dir()
+        try:
+            deps_app = work / "app"
+            deps_app.mkdir()
+            deps_app.chmod(0o755)
+            for rel in manifest_files(spec, step.app_dir):
+                (deps_app / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(step.app_dir / rel, deps_app / rel)
+            (deps_app / spec.dir).mkdir(parents=True)
+            replace(step, app_dir=deps_app, dependencies="install").compile(pack, output, deadline)
+            _keep_only(deps_app, spec.dir)
+            digest = self.layers.commit(work)
+        except BaseException:
+            self.layers.discard(work)
+            raise
+        index.record(key, digest)
+        output(f"-----> Dependency layer sha256:{digest}")
+        return digest
+
+    @contextmanager
+    def _dependencies_in(
+        self, app_dir: Path, spec: DependencySpec | None, digest: str | None
+    ) -> Iterator[None]:
+        """The dependency layer's dir at ``app_dir/DIR`` as a writable overlay; afterwards
+        what was written there (the overlay's upper dir) is left in its place."""
+        if spec is None or digest is None:
+            yield
+            return
+        target = app_dir / spec.dir
+        target.mkdir(parents=True)
+        scratch = self.layers.new_dir()
+        try:
+            upper, work = scratch / "upper", scratch / "work"
+            upper.mkdir(mode=0o755)
+            work.mkdir()
+            lower = self.layers.path(digest) / "app" / spec.dir
+            mount_overlay((lower,), upper, work, target)
+            try:
+                yield
+            finally:
+                unmount(target)
+            target.rmdir()
+            if any(upper.iterdir()):
+                os.rename(upper, target)
+        finally:
+            self.layers.discard(scratch)
 
     def _select(
         self,
@@ -325,6 +435,22 @@ class _Steps:
     env_dir: Path
     limits: Limits
     timeout: float  # of the whole build
+    dependencies: str = ""  # PAAS_DEPENDENCIES for bin/compile ("": unset)
+
+    def compile(self, pack: Buildpack, output: Callable[[str], None], deadline: float) -> None:
+        """``bin/compile``; ``BuildFailed`` with its error lines when it fails."""
+        lines: list[str] = []
+
+        def relay(line: str) -> None:
+            lines.append(line)
+            output(line)
+
+        code = self.run(pack, "compile", ("/app", "/cache", "/env"), relay, deadline)
+        if code != 0:
+            details = "\n".join(_error_lines(lines)) or "see the build output above."
+            raise BuildFailed(
+                f"The {pack.name} buildpack failed in bin/compile (exit {code}):\n{details}"
+            )
 
     def detects(self, pack: Buildpack, deadline: float) -> bool:
         """Whether ``pack``'s ``bin/detect`` accepts the app."""
@@ -349,7 +475,9 @@ class _Steps:
             id=f"build-{self.app}-{secrets.token_hex(4)}",
             lowers=tuple(builder.layers.path(d) for d in reversed(self.stack_layers)),
             command=(f"/buildpacks/{pack.id}/bin/{step}", *args),
-            env=builder.env,
+            env={**builder.env, DEPENDENCIES_VAR: self.dependencies}
+            if self.dependencies and step == "compile"
+            else builder.env,
             limits=self.limits,
             netns=None,
             hostname=self.app,
@@ -371,6 +499,26 @@ class _Steps:
                 f"The build took longer than its limit of {self.timeout:g} s and was stopped "
                 f"in bin/{step} of the {pack.name} buildpack."
             ) from None
+        except RunOutOfMemory as exc:
+            raise BuildFailed(
+                f"In bin/{step} of the {pack.name} buildpack, {out_of_memory(self.app, exc)}"
+            ) from None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _keep_only(root: Path, rel: str) -> None:
+    """Delete everything under ``root`` but ``rel`` (and the dirs leading to it)."""
+    for part in Path(rel).parts:
+        for entry in root.iterdir():
+            if entry.name != part:
+                _remove(entry)
+        root = root / part
 
 
 def _give(root: Path, user: tuple[int, int]) -> None:

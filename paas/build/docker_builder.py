@@ -30,7 +30,7 @@ and the RUN's own lines, then `` ---> `` and the short layer digest.
 Cache: every instruction extends a chain of keys, ``sha256(parent key, instruction as
 evaluated (variables expanded, paths resolved), content of the files it copies)``, rooted in
 the FROM image's layers. The layer each RUN, COPY and ADD made is recorded under its key as
-``cache_dir/<key>`` (holding the layer digest). A step whose key is recorded and whose layer
+``cache_dir/<key>`` (a ``LayerIndex``). A step whose key is recorded and whose layer
 still exists is not run again ("Using cache"), so an unchanged rebuild runs nothing and a
 change rebuilds from the first changed step. ARG values come from the app's config vars.
 """
@@ -44,14 +44,13 @@ import posixpath
 import secrets
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from paas.build.buildpack import PIP_CONF_PATH, host_build_environment
+from paas.build.buildpack import PIP_CONF_PATH, host_build_environment, out_of_memory
 from paas.build.dockerfile import (
     DockerIgnore,
     Instruction,
@@ -63,11 +62,12 @@ from paas.build.dockerfile import (
     parse_dockerfile,
 )
 from paas.errors import BuildFailed
+from paas.images.layer_index import LayerIndex
 from paas.images.layers import DIGEST_RE, LayerStore
 from paas.images.oci import is_opaque, is_whiteout, walk
 from paas.images.stack import ContainerRunner, StackBuilder
 from paas.images.store import ImageStore
-from paas.runtime.runtime import RunTimedOut
+from paas.runtime.runtime import RunOutOfMemory, RunTimedOut
 from paas.runtime.spec import ContainerSpec
 from paas.settings import Limits
 
@@ -153,7 +153,7 @@ class DockerfileBuilder:
         self.layers = layers
         self.stacks = stacks
         self.images = images
-        self.cache_dir = cache_dir
+        self.cache = LayerIndex(cache_dir, layers)
         self.stack_names = tuple(stack_names)
         self.image_refs = image_refs
         self.env, self.mounts = host_build_environment(host_env, pip_conf)
@@ -184,25 +184,6 @@ class DockerfileBuilder:
         return run.all(instructions)
 
     # --- the step cache ---------------------------------------------------------------------
-
-    def cached(self, key: str) -> str | None:
-        """The layer recorded for step ``key``, if it still exists."""
-        try:
-            digest = (self.cache_dir / key).read_text().strip()
-        except FileNotFoundError:
-            return None
-        return digest if self.layers.exists(digest) else None
-
-    def remember(self, key: str, digest: str) -> None:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".new-", dir=self.cache_dir)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(digest + "\n")
-            os.replace(tmp, self.cache_dir / key)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def _chain(parent: str, *parts: Any) -> str:
@@ -373,12 +354,12 @@ class _Build:
 
     def _layer_step(self, state: _State, key: str, make: Callable[[], str]) -> _State:
         """Add the layer recorded for ``key``, or the one ``make`` makes (and record it)."""
-        digest = self.builder.cached(key)
+        digest = self.builder.cache.find(key)
         if digest is not None:
             self.out(" ---> Using cache")
         else:
             digest = make()
-            self.builder.remember(key, digest)
+            self.builder.cache.record(key, digest)
         self.out(f" ---> {digest[:12]}")
         return replace(state, key=key, layers=(*state.layers, digest))
 
@@ -424,6 +405,8 @@ class _Build:
                 code = builder.runtime.run(spec, self.out, remaining)
             except RunTimedOut:
                 raise fail(ins.line, too_long) from None
+            except RunOutOfMemory as exc:
+                raise fail(ins.line, out_of_memory(self.app, exc)) from None
             if code != 0:
                 shown = ins.text if len(ins.text) <= 80 else f"{ins.text[:77]}..."
                 raise fail(

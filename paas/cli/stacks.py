@@ -1,5 +1,6 @@
 """``stacks`` commands: the base images apps are built on (Debian suites from debootstrap
-plus the packages buildpacks need), and ``images:gc`` for unused layers."""
+plus the packages buildpacks need), ``images:gc`` for unused layers, and ``builder`` /
+``builder:set`` for the stack and memory limit of an app's builds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import click
 
-from paas.cli.base import api, emit, json_option
+from paas.cli.base import api, app_command, emit, json_option
+from paas.cli.target import Shape, Target
 
 
 def _when(stamp: float | None) -> str:
@@ -44,3 +46,27 @@ def images_gc(as_json: bool) -> None:
     """Remove image layers no kept release (each app's last 10) nor stack uses."""
     data = api("POST", "/images/gc")
     emit(data, as_json, lambda d: click.echo(f"Removed {len(d['removed'])} layers."))
+
+
+def _builder(d: dict[str, Any]) -> None:
+    b = d["builder"]
+    click.echo(f"stack:  {b['stack']} ({b['stack_from']})")
+    click.echo(f"memory: {b['memory_bytes'] / 1024**2:.0f}m")
+
+
+@app_command(Shape("builder"))
+@json_option
+def builder(target: Target, as_json: bool) -> None:
+    """Show the stack and memory limit an app's next build gets."""
+    emit(api("GET", f"/apps/{target.app}/builder"), as_json, _builder)
+
+
+@app_command(Shape("builder:set", "KEY VALUE", least=2, most=2,
+                   own_word=lambda w: w in ("stack", "memory")))
+@json_option
+def builder_set(target: Target, as_json: bool) -> None:
+    """Set a builder setting: paas builder:set hello stack bookworm, or memory 1g
+    ("default" goes back to the platform's). It applies from the next push."""
+    key, value = target.words
+    data = api("PATCH", f"/apps/{target.app}/builder", {"key": key, "value": value})
+    emit(data, as_json, _builder)

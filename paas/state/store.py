@@ -240,6 +240,20 @@ class Store:
         else:
             self._r.set(key, repr(seconds))
 
+    # --- builder settings ---------------------------------------------------------------------
+
+    def builder_settings(self, app: str) -> dict[str, str]:
+        """The app's own builder settings (``stack``, ``memory``), as set."""
+        raw = self._r.hgetall(self._k("app", app, "builder"))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def set_builder_setting(self, app: str, key: str, value: str | None) -> None:
+        """Set one builder setting, or drop it (None) to get the platform's."""
+        if value is None:
+            self._r.hdel(self._k("app", app, "builder"), key)
+        else:
+            self._r.hset(self._k("app", app, "builder"), key, value)
+
     # --- resource limits ----------------------------------------------------------------------
 
     def limits(self, app: str) -> dict[str, Limits]:
@@ -309,7 +323,7 @@ class Store:
         for build_id in self._r.lrange(self._k("app", app, "builds"), 0, -1):
             self._r.delete(self._k("build", _text(build_id)))
         names = ("releases", "config", "formation", "generation", "stopped", "domains", "builds",
-                 "checks", "crashes", "limits", "storage", "stop-timeout")
+                 "checks", "crashes", "limits", "storage", "stop-timeout", "builder")
         self._r.delete(*(self._k("app", app, n) for n in names))
         self._r.hdel(self._k("apps"), app)
 

@@ -334,6 +334,21 @@ def set_process_setting(name: str) -> Any:
     return {"settings": result}
 
 
+@api.get("/apps/<name>/builder")
+def builder_settings(name: str) -> Any:
+    return {"builder": _services().builder_settings(validate_app_name(name))}
+
+
+@api.patch("/apps/<name>/builder")
+def set_builder_setting(name: str) -> Any:
+    body = _body()
+    key, value = body.get("key"), body.get("value")
+    if not isinstance(key, str) or not isinstance(value, str):
+        raise InvalidInput('Send {"key": "stack", "value": "bookworm"}.')
+    result = _services().set_builder_setting(validate_app_name(name), key, value, _actor())
+    return {"builder": result}
+
+
 @api.get("/stacks")
 def stacks() -> Any:
     return {"stacks": [

@@ -50,6 +50,9 @@ FORMATION: Schema = _object({"formation": _ref("Formation")})
 CHECKS: Schema = _object({"checks": _ref("Checks")})
 PORTS: Schema = _object({"ports": _array(STRING)})
 PS_SETTINGS: Schema = _object({"settings": _object({"stop_timeout": {"type": "number"}})})
+BUILDER: Schema = _object({"builder": _object({
+    "stack": STRING, "stack_from": STRING, "memory_bytes": {"type": "integer"},
+})})
 STORAGE: Schema = _object({"storage": _array(STRING)})
 LIMITS: Schema = _object({"limits": {
     "type": "object",
@@ -585,6 +588,20 @@ PATHS: dict[str, Any] = {
             "setProcessSetting",
             "Set a process setting: stop-timeout (seconds from TERM to KILL; \"default\").",
             (200, PS_SETTINGS),
+            "400 404",
+            body=_object({"key": STRING, "value": STRING}),
+        ),
+    },
+    "/apps/{name}/builder": {
+        "parameters": [APP],
+        "get": _operation("getBuilderSettings",
+                          "The stack and memory limit of the app's next build.",
+                          (200, BUILDER), "400 404"),
+        "patch": _operation(
+            "setBuilderSetting",
+            "Set a builder setting: stack (a stack of GET /stacks) or memory (the build's "
+            "memory limit, such as 1g); \"default\" goes back to the platform's.",
+            (200, BUILDER),
             "400 404",
             body=_object({"key": STRING, "value": STRING}),
         ),

@@ -27,7 +27,7 @@ def package_json(dependencies: dict[str, str], **fields: object) -> str:
 
 
 @pytest.mark.usefixtures("new_layers")
-def test_node_app_installs_then_reuses_the_npm_cache(
+def test_node_modules_are_a_layer_keyed_by_package_json_and_the_lockfile(
     builder: BuildpackBuilder, layers: LayerStore, stack: tuple[str, ...], tmp_path: Path
 ) -> None:
     source = source_tree(
@@ -47,22 +47,39 @@ def test_node_app_installs_then_reuses_the_npm_cache(
     assert "-----> Node.js app detected" in lines
     assert any(line.startswith("-----> Using Node.js 18.") for line in lines), lines
     assert any("with npm install (no package-lock.json" in line for line in lines), lines
+    assert first.dependencies is not None
+    modules = layers.path(first.dependencies) / "app/node_modules"
+    assert (modules / "ms/package.json").is_file(), "in the dependency layer"
     app = layers.path(first.layer) / "app"
-    assert (app / "node_modules/ms/package.json").is_file()
+    assert not (app / "node_modules").exists() and not (app / "package-lock.json").exists()
     profile = (app / ".profile.d/nodejs.sh").read_text()
     assert "/app/node_modules/.bin" in profile and "NODE_ENV" in profile
     assert not (app / ".npm").exists(), "npm's cache and logs stay out of the app"
     assert (cache / "npm/_cacache").is_dir(), "npm's cache is kept for the next build"
 
-    # The lockfile npm wrote makes the next builds use `npm ci`, from the cache.
-    (source / "package-lock.json").write_text((app / "package-lock.json").read_text())
-    for _ in range(2):
-        lines.clear()
-        started = time.monotonic()
-        again = builder.build("node", source, stack, {}, cache, lines.append, LIMITS, 300)
-        warm = time.monotonic() - started
-        assert "-----> Installing dependencies with npm ci (from the lockfile)" in lines, lines
-        assert (layers.path(again.layer) / "app/node_modules/ms/index.js").is_file()
+    (source / "server.js").write_text("console.log(require('ms')(2000));\n")
+    lines.clear()
+    again = builder.build("node", source, stack, {}, cache, lines.append, LIMITS, 300)
+    assert again.dependencies == first.dependencies, "a code change reuses node_modules"
+    assert not any("npm" in line for line in lines), lines
+
+    # A lockfile (npm's own record of what it installed, plus the root package) changes the
+    # key, and the next builds use `npm ci`, from the cache.
+    lock = json.loads((modules / ".package-lock.json").read_text())
+    lock["packages"][""] = {"name": "hello", "version": "1.0.0",
+                            "dependencies": {"ms": "^2.1.3"}}
+    (source / "package-lock.json").write_text(json.dumps(lock))
+    lines.clear()
+    started = time.monotonic()
+    locked = builder.build("node", source, stack, {}, cache, lines.append, LIMITS, 300)
+    warm = time.monotonic() - started
+    assert "-----> Installing dependencies with npm ci (from the lockfile)" in lines, lines
+    assert locked.dependencies is not None  # the same files as before: maybe the same layer
+    assert (layers.path(locked.dependencies) / "app/node_modules/ms/index.js").is_file()
+    lines.clear()
+    again = builder.build("node", source, stack, {}, cache, lines.append, LIMITS, 300)
+    assert again.dependencies == locked.dependencies
+    assert f"-----> Dependencies unchanged, reusing layer sha256:{locked.dependencies}" in lines
     print(f"cold build {cold:.1f} s, warm build {warm:.1f} s")
 
 
@@ -102,7 +119,7 @@ def test_bad_package_json_fails_before_npm_runs(
     with pytest.raises(BuildFailed) as failure:
         builder.build("node", source, stack, {}, tmp_path / "c", lines.append, LIMITS, 60)
     assert message in failure.value.message
-    assert not any("Installing" in line for line in lines)
+    assert not any("with npm" in line for line in lines), "it fails before npm runs"
 
 
 @pytest.mark.usefixtures("new_layers")

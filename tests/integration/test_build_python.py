@@ -20,6 +20,7 @@ import pytest
 
 from paas.build.buildpack import BuildpackBuilder
 from paas.errors import BuildFailed
+from paas.images.layer_index import LayerIndex
 from paas.images.layers import LayerStore
 from paas.runtime.runtime import Runtime
 from paas.settings import Limits
@@ -45,8 +46,9 @@ def new_layers_fixture(layers: LayerStore, stack: tuple[str, ...]) -> Iterator[N
 
 
 @pytest.fixture(name="builder")
-def builder_fixture(runtime: Runtime, layers: LayerStore) -> BuildpackBuilder:
-    return BuildpackBuilder(runtime, layers, BUILDPACKS)
+def builder_fixture(runtime: Runtime, layers: LayerStore, tmp_path: Path) -> BuildpackBuilder:
+    index = LayerIndex(tmp_path / "dependencies", layers)
+    return BuildpackBuilder(runtime, layers, BUILDPACKS, dependencies=index)
 
 
 def source_tree(root: Path, files: dict[str, str]) -> Path:
@@ -64,7 +66,7 @@ def _app(root: Path, requirements: str, **files: str) -> Path:
 
 
 @pytest.mark.usefixtures("new_layers")
-def test_python_app_builds_and_reuses_its_cache(
+def test_python_dependencies_are_a_layer_reused_while_the_requirements_stay(
     builder: BuildpackBuilder, layers: LayerStore, stack: tuple[str, ...], tmp_path: Path
 ) -> None:
     source = _app(tmp_path, "six\n", **{"app.py": "import six\n"})
@@ -78,25 +80,42 @@ def test_python_app_builds_and_reuses_its_cache(
     assert first.buildpack == "Python"
     assert first.process_types == {}
     assert "-----> Python app detected" in lines
+    assert "-----> Installing dependencies into a layer of their own (/app/.venv)" in lines
     assert "-----> Creating a virtualenv in /app/.venv" in lines
+    assert first.dependencies is not None
+    assert f"-----> Dependency layer sha256:{first.dependencies}" in lines
+    assert first.layers == (first.dependencies, first.layer)
+    deps = layers.path(first.dependencies)
+    assert sorted(os.listdir(deps)) == ["app"]
+    assert sorted(os.listdir(deps / "app")) == [".venv"], "only the venv, no manifest copies"
+    assert list((deps / "app/.venv/lib").glob("python3*/site-packages/six.py"))
     layer = layers.path(first.layer)
-    assert sorted(os.listdir(layer)) == ["app"]
-    assert (layer / "app/app.py").read_text() == "import six\n"
-    site = list((layer / "app/.venv/lib").glob("python3*/site-packages/six.py"))
-    assert site, "six is installed in the app's venv"
+    assert sorted(os.listdir(layer / "app")) == [".profile.d", "app.py", "requirements.txt"]
     profile = (layer / "app/.profile.d/python.sh").read_text()
     assert "/app/.venv/bin" in profile and "PYTHONUNBUFFERED=1" in profile
-    assert (cache / "venv/bin/python").exists(), "the venv is kept for the next build"
+    assert (cache / "pip").is_dir(), "pip's cache is kept for the next build"
 
+    (source / "app.py").write_text("import six\nprint('v2')\n")
     lines.clear()
     started = time.monotonic()
     second = builder.build("hello", source, stack, {}, cache, lines.append, LIMITS, 300)
     warm = time.monotonic() - started
-    assert second.buildpack == "Python"
-    assert "-----> Restoring the virtualenv from the build cache" in lines
-    assert any("Requirement already satisfied: six" in line for line in lines), lines
-    assert (layers.path(second.layer) / "app/.venv/bin/python").exists()
-    print(f"cold build {cold:.1f} s, warm build {warm:.1f} s")
+    assert f"-----> Dependencies unchanged, reusing layer sha256:{first.dependencies}" in lines
+    assert second.dependencies == first.dependencies
+    assert not any("pip" in line or "Installing" in line for line in lines), lines
+    assert (layers.path(second.layer) / "app/app.py").read_text().endswith("print('v2')\n")
+    assert not (layers.path(second.layer) / "app/.venv").exists(), "nothing written there"
+
+    other = _app(tmp_path / "other", "six\n", **{"main.py": "pass\n"})
+    shared = builder.build("other", other, stack, {}, tmp_path / "c2", lines.append, LIMITS, 300)
+    assert shared.dependencies == first.dependencies, "another app, the same requirements"
+
+    (source / "requirements.txt").write_text("six\nidna\n")
+    lines.clear()
+    third = builder.build("hello", source, stack, {}, cache, lines.append, LIMITS, 300)
+    assert third.dependencies not in (None, first.dependencies)
+    assert "-----> Installing the requirements in requirements.txt with pip" in lines
+    print(f"cold build {cold:.1f} s, code-only rebuild {warm:.1f} s")
 
 
 @pytest.mark.usefixtures("new_layers")
@@ -148,10 +167,15 @@ def test_pyproject_project_is_installed_with_its_dependencies(
     result = builder.build("proj", source, stack, {}, tmp_path / "cache", lines.append, LIMITS, 300)
     assert result.buildpack == "Python"
     assert "-----> .python-version asks for Python 3.11: the stack's 3.11.2 matches" in lines
+    assert "-----> Installing the dependencies in pyproject.toml with pip" in lines
     assert "-----> Installing the app (pyproject.toml / setup.py) with pip" in lines
+    assert result.dependencies is not None
+    deps = layers.path(result.dependencies) / "app/.venv/lib/python3.11/site-packages"
+    assert (deps / "six.py").is_file(), "the project's dependency is in the dependency layer"
+    assert not list(deps.glob("hello-*")), "the project itself is not"
     site = layers.path(result.layer) / "app/.venv/lib/python3.11/site-packages"
-    assert (site / "six.py").is_file(), "the project's dependency is installed"
-    assert list(site.glob("hello-0.1*.dist-info")), "and the project itself"
+    assert list(site.glob("hello-0.1*.dist-info")), "it is in the app layer, over the venv"
+    assert not (site / "six.py").exists()
 
 
 @pytest.mark.usefixtures("new_layers")
@@ -178,5 +202,5 @@ def test_a_python_version_the_stack_lacks_fails_clearly(
     with pytest.raises(BuildFailed) as failure:
         builder.build("old", source, stack, {}, tmp_path / "cache", lines.append, LIMITS, 120)
     assert message in failure.value.message
-    assert not any("Installing" in line for line in lines), "it fails before installing"
+    assert not any("pip" in line for line in lines), "it fails before installing"
     assert set(os.listdir(layers.layers_dir)) == before
