@@ -77,7 +77,6 @@ class AppInfo:
     domains: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
 def check_storage_dir(host: Path, allowed: Sequence[Path]) -> None:
     """``InvalidInput`` unless ``host`` is below one of the ``allowed`` storage dirs."""
     if not any(host.is_relative_to(d) and host != d for d in allowed):
@@ -99,6 +98,7 @@ def prepare_storage_dir(host: Path) -> None:
         os.chown(host, *APP_USER)
 
 
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     store: Store
@@ -108,9 +108,9 @@ class Services:
     queue: TaskQueue
     # Worker side (None in processes that only record desired state).
     worker: WorkerParts | None = None
-
     # makes an allowed storage dir ready on the host (root: by the agent, or in this process)
     storage_dirs: Callable[[Path], None] | None = None
+
     # --- apps ---------------------------------------------------------------------------------
 
     def create_app(self, name: str) -> App:

@@ -81,7 +81,6 @@ def local_host(wired: Services) -> LocalHost:
         wired.store, ImageStore(settings.images_dir), LayerStore(settings.layers_dir),
         runtime(settings), network(settings), settings.default_limits,
     )  # fmt: skip
-
     return LocalHost(wired, applogs, oneoffs)
 
 
@@ -95,6 +94,7 @@ def agent_client(settings: Settings) -> AgentClient:
     """``paas.host.Host`` for the API (unprivileged): it asks the agent."""
     return AgentClient(settings.agent_socket)
 
+
 def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
     """What edges that only record desired state need (API, git hooks, SSH commands)."""
     client = redis_client(settings)
@@ -105,8 +105,8 @@ def services(settings: Settings, queue: TaskQueue | None = None) -> Services:
         events=Events(client, settings.instance),
         repos=RepoStore(settings.repos_dir, PROJECT_DIR / "hooks", repo_owner(settings)),
         queue=queue or CeleryQueue(create_celery(settings)),
-    )
         storage_dirs=agent_client(settings).prepare_storage_dir,
+    )
 
 
 def monitor(settings: Settings) -> Monitor:
