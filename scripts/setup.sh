@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="runc nginx-light redis-server openssh-server openssh-client debootstrap tini \
 iproute2 git make python3 python3-venv python3-pip ca-certificates wrk busybox-static skopeo umoci \
-procps util-linux passwd chromium nftables"
+procps util-linux passwd chromium nftables systemd-container socat tinyproxy"
 
 missing=""
 for pkg in $PACKAGES; do
@@ -19,8 +19,9 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
-# The distribution's nginx would hold port 80, which the router takes.
-for unit in nginx; do
+# The distribution's nginx would hold port 80, which the router takes; the installer tests
+# start tinyproxy themselves.
+for unit in nginx tinyproxy; do
     systemctl disable --now "$unit" >/dev/null 2>&1 || true
 done
 

@@ -5,4 +5,5 @@ set -eu
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check paas tests bench
 .venv/bin/mypy
+(cd ansible && PATH="$PWD/../.venv/bin:$PATH" ANSIBLE_CONFIG=ansible.cfg ansible-lint -q site.yml)
 exec .venv/bin/pytest "$@"

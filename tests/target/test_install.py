@@ -1,0 +1,203 @@
+"""The ansible installer against a real systemd host (a booted Debian bookworm under
+systemd-nspawn): install, idempotence, healthy units, git push deploys, the privilege split,
+unit restarts and upgrades that leave apps serving, and a reboot.
+
+The tests share one target and run in order (installing builds the default stack inside
+the target, a few minutes): each later test starts from what the earlier ones left.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paas.procfile import parse_procfile
+from tests.target.target import PROJECT, PlaybookRun, Target
+
+pytestmark = pytest.mark.target
+
+SSH_PORT = 2222
+APP = "hello"
+APP_HOST = f"{APP}.paas.test"
+GREETING = "hello from a server installed by ansible"
+# The relay to the host's package proxy, on the target's loopback (see build-image.sh).
+TARGET_PROXY = "http://127.0.0.1:3128"
+CODE_UNITS = {"paas-web", "paas-worker", "paas-beat", "paas-monitor", "paas-agent"}
+SETTLE = 5.0
+
+
+def _units() -> list[str]:
+    procfile = subprocess.run(
+        ["git", "-C", str(PROJECT), "show", "HEAD:Procfile"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    return ["paas-prepare", *(f"paas-{name}" for name in parse_procfile(procfile))]
+
+
+def _vars(target: Target, **more: Any) -> dict[str, Any]:
+    return {
+        "paas_ssh_keys": {"tester": target.run.key.with_suffix(".pub").read_text().strip()},
+        "paas_build_environment": {"http_proxy": TARGET_PROXY, "https_proxy": TARGET_PROXY},
+        **more,
+    }
+
+
+def assert_healthy(target: Target, units: list[str]) -> None:
+    """Every unit active and enabled with no restarts after settling; nothing failed."""
+    running = target.ssh("systemctl is-system-running --wait", timeout=180, check=False)
+    time.sleep(SETTLE)
+    states = target.unit_states(units)
+    for unit, state in states.items():
+        assert state["ActiveState"] == "active", (unit, state, _journal(target, unit))
+        assert state["UnitFileState"] == "enabled", (unit, state)
+        assert state["NRestarts"] == "0", (unit, state, _journal(target, unit))
+    assert target.ssh("systemctl --failed --no-legend --plain").strip() == ""
+    assert running.strip() == "running", target.ssh("systemctl list-jobs", check=False)
+
+
+def _journal(target: Target, unit: str) -> str:
+    return target.ssh(f"journalctl -u {unit} --no-pager -n 30", check=False)
+
+
+@pytest.fixture(scope="module")
+def installed(target: Target) -> PlaybookRun:
+    return target.playbook(_vars(target))
+
+
+@pytest.fixture(scope="module")
+def app_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Procfile-only app: Python's http.server over a text file."""
+    repo = tmp_path_factory.mktemp("app")
+    (repo / "Procfile").write_text("web: python3 -m http.server $PORT\n")
+    (repo / "greeting.txt").write_text(GREETING + "\n")
+    for argv in (["init", "-q", "-b", "master"], ["add", "."],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "app"]):
+        subprocess.run(["git", "-C", str(repo), *argv], check=True, timeout=30)
+    return repo
+
+
+def test_playbook_installs_and_a_second_run_changes_nothing(
+    target: Target, installed: PlaybookRun
+) -> None:
+    installed.check()
+    again = target.playbook(_vars(target)).check()
+    assert again.recap is not None and again.recap.changed == 0, again.output[-6000:]
+
+
+def test_every_unit_is_active_enabled_and_never_restarted(
+    target: Target, installed: PlaybookRun
+) -> None:
+    installed.check()
+    assert_healthy(target, _units())
+    assert target.ssh("sysctl -n net.ipv4.tcp_tw_reuse").strip() == "1"
+
+
+def test_the_api_does_not_run_as_root(target: Target, installed: PlaybookRun) -> None:
+    installed.check()
+    pid = target.unit_states(["paas-web"])["paas-web"]["MainPID"]
+    users = target.ssh(f"ps -o user= --pid {pid} --ppid {pid}").split()
+    assert users and set(users) == {"paas"}, users
+
+
+def test_git_push_deploys_an_app_that_answers_through_the_router(
+    target: Target, installed: PlaybookRun, app_repo: Path
+) -> None:
+    installed.check()
+    output = target.git_push(app_repo, APP, SSH_PORT)
+    assert "Released v1" in output, output
+    status, body = target.http_get(APP_HOST, "/greeting.txt")
+    assert (status, body.strip()) == (200, GREETING)
+
+
+class Poller:
+    """GETs the app through the router every 0.3 s in a thread; counts what failed."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.ok = 0
+        self.failures: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            status, body = self.target.http_get(APP_HOST, "/greeting.txt")
+            if status == 200 and body.strip() == GREETING:
+                self.ok += 1
+            else:
+                self.failures.append((status, body[:200]))
+            self._stop.wait(0.3)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _container_pids(target: Target) -> set[str]:
+    """The pids of the app's shims (they supervise its containers)."""
+    out = target.ssh(f"cat /var/lib/paas/containers/{APP}.*/shim.pid 2>/dev/null", check=False)
+    return set(out.split())
+
+
+def test_restarting_the_units_leaves_the_app_serving(target: Target) -> None:
+    shims = _container_pids(target)
+    assert shims, "the app of the push test is not running"
+    with Poller(target) as poller:
+        target.ssh("systemctl restart paas-worker paas-monitor paas-web")
+        time.sleep(3)
+    assert poller.failures == [] and poller.ok > 0, poller.failures
+    assert _container_pids(target) == shims
+    alive = target.ssh(f"ps -o pid= --pid {','.join(shims)}").split()
+    assert set(alive) == shims
+
+
+@pytest.fixture
+def new_version(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A clone of this checkout with one more commit: a new platform version."""
+    clone = tmp_path / "paas"
+    subprocess.run(["git", "clone", "-q", "--shared", str(PROJECT), str(clone)],
+                   check=True, timeout=120)
+    subprocess.run(["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-q", "--allow-empty", "-m", "next version"],
+                   check=True, timeout=30)
+    sha = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True,
+                         text=True, check=True, timeout=30).stdout.strip()
+    yield clone, sha
+
+
+def test_an_upgrade_restarts_only_the_platform_code_and_apps_keep_serving(
+    target: Target, new_version: tuple[Path, str]
+) -> None:
+    units = _units()
+    before = target.unit_states(units)
+    shims = _container_pids(target)
+    source, sha = new_version
+    with Poller(target) as poller:
+        target.playbook(_vars(target, paas_source_dir=str(source))).check()
+    assert target.ssh("cat /opt/paas/VERSION").strip() == sha
+    after = target.unit_states(units)
+    for unit in units:
+        if unit == "paas-prepare":
+            continue
+        moved = before[unit]["MainPID"] != after[unit]["MainPID"]
+        assert moved == (unit in CODE_UNITS), (unit, before[unit], after[unit])
+    assert poller.failures == [] and poller.ok > 0, poller.failures
+    assert _container_pids(target) == shims
+    assert_healthy(target, units)
+
+
+def test_after_a_reboot_every_unit_comes_back_and_the_app_serves(target: Target) -> None:
+    target.module("ansible.builtin.reboot", "reboot_timeout=300").check()
+    assert_healthy(target, _units())
+    assert target.ssh("sysctl -n net.ipv4.tcp_tw_reuse").strip() == "1"
+    target.wait_http(APP_HOST, "/greeting.txt", GREETING, timeout=180)
