@@ -18,7 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `bench` and `paas` importable
     sys.path.insert(0, str(ROOT))
 
-from bench import container_start, dashboard, redeploy, rollback, router_load, scale  # noqa: E402
+from bench import (  # noqa: E402
+    builds,
+    container_start,
+    dashboard,
+    redeploy,
+    rollback,
+    router_load,
+    scale,
+)
 from bench.common import Table, machine  # noqa: E402
 from bench.deployed import deployed_platform  # noqa: E402
 
@@ -95,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         done(router_load.table(router_load.measure(deployed, 4 if args.quick else 10)))
     print("dashboard pages (50 apps, 200 replicas) ...", flush=True)
     done(dashboard.table(dashboard.measure(5 if args.quick else 20)))
+    print("builds ...", flush=True)
+    done(builds.table(builds.measure(2 if args.quick else 5)))
 
     if not args.no_doc:
         write_doc(_generated(tables, args.quick))
