@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,25 @@ CODE_UNITS = {"paas-web", "paas-worker", "paas-beat", "paas-monitor", "paas-agen
 SETTLE = 5.0
 
 
+def _git(*args: str, repo: Path = PROJECT) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          timeout=60, check=True)
+    return done.stdout.strip()
+
+
+# What the tests install: this checkout's HEAD when they start (commits made meanwhile
+# would otherwise look like upgrades).
+VERSION = _git("rev-parse", "HEAD")
+
+
 def _units() -> list[str]:
-    procfile = subprocess.run(
-        ["git", "-C", str(PROJECT), "show", "HEAD:Procfile"],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout  # fmt: skip
+    procfile = _git("show", f"{VERSION}:Procfile")
     return ["paas-prepare", *(f"paas-{name}" for name in parse_procfile(procfile))]
 
 
 def _vars(target: Target, **more: Any) -> dict[str, Any]:
     return {
+        "paas_version": VERSION,
         "paas_ssh_keys": {"tester": target.run.key.with_suffix(".pub").read_text().strip()},
         "paas_build_environment": {"http_proxy": TARGET_PROXY, "https_proxy": TARGET_PROXY},
         **more,
@@ -162,17 +170,14 @@ def test_restarting_the_units_leaves_the_app_serving(target: Target) -> None:
 
 
 @pytest.fixture
-def new_version(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+def new_version(tmp_path: Path) -> tuple[Path, str]:
     """A clone of this checkout with one more commit: a new platform version."""
     clone = tmp_path / "paas"
-    subprocess.run(["git", "clone", "-q", "--shared", str(PROJECT), str(clone)],
-                   check=True, timeout=120)
-    subprocess.run(["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t",
-                    "commit", "-q", "--allow-empty", "-m", "next version"],
-                   check=True, timeout=30)
-    sha = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True,
-                         text=True, check=True, timeout=30).stdout.strip()
-    yield clone, sha
+    _git("clone", "-q", "--shared", "--no-checkout", str(PROJECT), str(clone))
+    _git("checkout", "-q", "--detach", VERSION, repo=clone)
+    _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+         "-m", "next version", repo=clone)
+    return clone, _git("rev-parse", "HEAD", repo=clone)
 
 
 def test_an_upgrade_restarts_only_the_platform_code_and_apps_keep_serving(
@@ -183,7 +188,7 @@ def test_an_upgrade_restarts_only_the_platform_code_and_apps_keep_serving(
     shims = _container_pids(target)
     source, sha = new_version
     with Poller(target) as poller:
-        target.playbook(_vars(target, paas_source_dir=str(source))).check()
+        target.playbook(_vars(target, paas_source_dir=str(source), paas_version=sha)).check()
     assert target.ssh("cat /opt/paas/VERSION").strip() == sha
     after = target.unit_states(units)
     for unit in units:
