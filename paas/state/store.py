@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 import redis
 from redis.exceptions import LockError
+from redis.lock import Lock
 
 from paas.errors import Conflict, NotFound
 from paas.model import (
@@ -61,6 +63,7 @@ class Operation:
 
 
 OPERATION_TTL = 24 * 3600
+LOCK_LEASE = 30.0  # seconds an app stays locked after its holder died without letting go
 
 
 def _release_from_json(raw: str | bytes) -> Release:
@@ -335,15 +338,27 @@ class Store:
     # --- locks --------------------------------------------------------------------------------
 
     @contextmanager
-    def app_lock(self, app: str, wait: float | None = 3600.0) -> Iterator[bool]:
+    def app_lock(
+        self, app: str, wait: float | None = 3600.0, lease: float = LOCK_LEASE
+    ) -> Iterator[bool]:
         """Serialise changes to one app. Yields False if it was not free within ``wait``
-        seconds (0: do not wait)."""
-        lock = self._r.lock(self._k("lock", app), timeout=3600, blocking_timeout=wait)
+        seconds (0: do not wait). The lock is a lease of ``lease`` seconds that a thread
+        renews while it is held, so that a holder killed outright (a worker's ``kill -9``)
+        frees the app within ``lease`` seconds, not when a long fixed timeout runs out."""
+        lock = self._r.lock(
+            self._k("lock", app), timeout=lease, blocking_timeout=wait, thread_local=False
+        )  # (the renewing thread needs its token)
         acquired = lock.acquire(blocking=wait != 0)
+        released = threading.Event()
+        renewer = threading.Thread(target=_renew, args=(lock, lease / 3, released), daemon=True)
+        if acquired:
+            renewer.start()
         try:
             yield bool(acquired)
         finally:
             if acquired:
+                released.set()
+                renewer.join()
                 with contextlib.suppress(LockError):  # expired meanwhile
                     lock.release()
 
@@ -476,6 +491,15 @@ class Store:
 
     def clear_failures(self, who: str) -> None:
         self._r.delete(self._k("failures", who))
+
+
+def _renew(lock: Lock, every: float, released: threading.Event) -> None:
+    """Extend the lease of a held lock every ``every`` seconds until it is released."""
+    while not released.wait(every):
+        try:
+            lock.reacquire()
+        except LockError:
+            return  # lost (the holder stalled longer than the lease): nothing to renew
 
 
 def _fields(values: Mapping[str, str]) -> Any:
