@@ -4,7 +4,7 @@ import pytest
 
 from paas.errors import InvalidInput
 from paas.platform import render_redis_conf
-from paas.settings import Settings, parse_size
+from paas.settings import LogRotation, Settings, parse_size
 
 
 def test_defaults() -> None:
@@ -20,6 +20,13 @@ def test_round_trip_through_env() -> None:
     assert Settings.from_env(s.to_env()) == s
 
 
+def test_log_rotation() -> None:
+    assert Settings.from_env({}).log_rotation == LogRotation(10 * 1024**2, 3)
+    s = Settings.from_env({"PAAS_LOG_MAX_BYTES": "64k", "PAAS_LOG_KEEP": "5"})
+    assert s.log_rotation == LogRotation(64 * 1024, 5)
+    assert Settings.from_env(s.to_env()).log_rotation == s.log_rotation
+
+
 def test_two_roots_share_nothing() -> None:
     a = Settings.from_env({"PAAS_ROOT": "/tmp/a"})
     b = Settings.from_env({"PAAS_ROOT": "/tmp/b"})
@@ -31,7 +38,8 @@ def test_two_roots_share_nothing() -> None:
 @pytest.mark.parametrize(
     "env",
     [{"PAAS_HTTP_PORT": "0"}, {"PAAS_API_PORT": "http"}, {"PAAS_SUBNET": "300.1.1.0/24"},
-     {"PAAS_SUBNET": "198.18.0.0/30"}],
+     {"PAAS_SUBNET": "198.18.0.0/30"}, {"PAAS_LOG_MAX_BYTES": "1k"},
+     {"PAAS_LOG_MAX_BYTES": "big"}, {"PAAS_LOG_KEEP": "0"}, {"PAAS_LOG_KEEP": "-1"}],
 )
 def test_bad_settings_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(InvalidInput):
