@@ -117,17 +117,18 @@ class Reconciler:
             self.route(app, release, exclude=set(early))
             for cid in early:
                 self.stop_replica(known[cid], log)
-        started: list[tuple[DesiredReplica, str, str, int]] = []
+        started: list[tuple[DesiredReplica, str, str, int, float]] = []
         try:
             for want in todo.start:
                 assert release is not None
                 self._say(app, want.key.dyno, f"starting {release.name}", log)
-                started.append((want, *self._start(want, release)))
-            for want, cid, address, port in started:
+                started.append((want, *self._start(want, release), time.monotonic()))
+            # All start at once; each one's boot and settle time counts from its own start.
+            for want, cid, address, port, since in started:
                 ptype = want.key.process_type
                 try:
                     self._wait_serving(
-                        want, cid, address, port, checks.get(ptype, ()), modes.get(ptype)
+                        want, cid, address, port, checks.get(ptype, ()), modes.get(ptype), since
                     )
                 except DeployFailed as exc:
                     if going_live:
@@ -138,7 +139,7 @@ class Reconciler:
                     continue
                 self._say(app, want.key.dyno, f"up at {address}", log)
         except DeployFailed as exc:
-            for _, cid, _, _ in started:
+            for _, cid, _, _, _ in started:
                 self._teardown(cid)
             self._say(app, "deploy", f"failed: {exc.message.splitlines()[0]}", _quiet)
             raise
@@ -351,16 +352,17 @@ class Reconciler:
 
     def _wait_serving(
         self, want: DesiredReplica, cid: str, address: str, port: int,
-        checks: tuple[HealthCheck, ...], mode: str | None,
+        checks: tuple[HealthCheck, ...], mode: str | None, since: float,
     ) -> None:
-        """A new replica passes when it is up and (web) its port accepts, then passes its
-        health checks, or with none stays up ``checks_wait`` seconds (servers such as
+        """A new replica passes when it is up and (web) its port accepts within
+        ``boot_timeout`` of its start at ``since`` (monotonic), then passes its health checks,
+        or with none is still up ``checks_wait`` seconds after its start (servers such as
         gunicorn listen before their app has loaded). Checks "skipped": up is enough."""
         self._alive(want, cid)
         if mode == "skipped":
             return
         web = want.key.process_type == WEB
-        deadline = time.monotonic() + self._s.boot_timeout
+        deadline = since + self._s.boot_timeout
         while web and not port_accepts(address, port):
             self._alive(want, cid)
             if time.monotonic() > deadline:
@@ -374,10 +376,11 @@ class Reconciler:
             for check in checks:
                 self._check(want, cid, address, port, check)
             return
-        settle_until = time.monotonic() + self._s.checks_wait
+        settle_until = since + self._s.checks_wait
         while time.monotonic() < settle_until:
             time.sleep(0.1)
             self._alive(want, cid)
+        self._alive(want, cid)
 
     def _alive(self, want: DesiredReplica, cid: str) -> None:
         info = self._p.runtime.get(cid)
