@@ -85,10 +85,20 @@ def wait_for_port(address: str, port: int, timeout: float = 20.0) -> None:
 
 def rss_kib(pid: int) -> int:
     """The resident set (``VmRSS``) of a process in KiB; 0 if it is gone."""
+    return _proc_kib(pid, "status", "VmRSS:")
+
+
+def pss_kib(pid: int) -> int:
+    """The proportional set size of a process in KiB (its shared pages divided among the
+    processes that map them); 0 if it is gone."""
+    return _proc_kib(pid, "smaps_rollup", "Pss:")
+
+
+def _proc_kib(pid: int, name: str, key: str) -> int:
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        with open(f"/proc/{pid}/{name}", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass

@@ -47,7 +47,7 @@ RUNC_TIMEOUT = 30.0
 
 
 @dataclass
-class _Env:
+class Env:
     base: Path
     layer: Path
     runtime: Runtime
@@ -66,6 +66,25 @@ class _Env:
         )
 
 
+def new_env() -> Env:
+    """A temp dir, a runtime and a network of their own (nothing made yet but the dir)."""
+    base = Path(tempfile.mkdtemp(prefix="paas-bench-"))
+    name = tag()
+    try:
+        subnet = free_subnet()
+    except BaseException:
+        shutil.rmtree(base)
+        raise
+    return Env(
+        base=base,
+        layer=base / "layers" / "busybox",
+        runtime=Runtime(base / "runc", base / "containers", f"paas-bench-{name}"),
+        network=Network(f"pb{name}", subnet, name, base / "leases", router_port=80),
+        bare_root=base / "runc-bare",
+        bare_dir=base / "bare",
+    )
+
+
 @dataclass
 class _Sample:
     total: float  # until the port accepts
@@ -75,13 +94,13 @@ class _Sample:
     app_rss: int = 0  # KiB, tini + httpd
 
 
-def _app_rss(env: _Env, cid: str) -> int:
+def app_rss(env: Env, cid: str) -> int:
     """Sum of VmRSS of the processes in the container's (memory) cgroup."""
     procs = cgroups.memory_dir(bundle.cgroups_path(env.runtime.cgroup_parent, cid)) / "cgroup.procs"
     return sum(rss_kib(int(p)) for p in procs.read_text().split())
 
 
-def _run_platform(env: _Env, cid: str) -> _Sample:
+def _run_platform(env: Env, cid: str) -> _Sample:
     try:
         t0 = time.perf_counter()
         attachment = env.network.attach(cid)
@@ -93,7 +112,7 @@ def _run_platform(env: _Env, cid: str) -> _Sample:
         shim_pid = int((env.runtime.containers_dir / cid / shim.SHIM_PID_FILE).read_text())
         return _Sample(
             total=t3 - t0, launched=t2 - t0, attach=t1 - t0,
-            shim_rss=rss_kib(shim_pid), app_rss=_app_rss(env, cid),
+            shim_rss=rss_kib(shim_pid), app_rss=app_rss(env, cid),
         )  # fmt: skip
     finally:
         try:
@@ -102,20 +121,20 @@ def _run_platform(env: _Env, cid: str) -> _Sample:
             env.network.detach(cid)
 
 
-def _bare_runc(env: _Env, *args: str, check: bool = True) -> None:
+def _bare_runc(env: Env, *args: str, check: bool = True) -> None:
     subprocess.run(
         ["runc", "--root", str(env.bare_root), *args],
         stdin=subprocess.DEVNULL, capture_output=True, check=check, timeout=RUNC_TIMEOUT,
     )  # fmt: skip
 
 
-def _bare_remove(env: _Env, cid: str) -> None:
+def _bare_remove(env: Env, cid: str) -> None:
     _bare_runc(env, "delete", "--force", cid, check=False)  # kills it first if still running
     bundle.unmount(env.bare_dir / cid / "rootfs")
     shutil.rmtree(env.bare_dir / cid, ignore_errors=True)
 
 
-def _run_bare(env: _Env, cid: str) -> _Sample:
+def _run_bare(env: Env, cid: str) -> _Sample:
     directory = env.bare_dir / cid
     try:
         # Prepared beforehand, not counted: netns, bundle, overlay.
@@ -144,7 +163,7 @@ def _run_bare(env: _Env, cid: str) -> _Sample:
             t1 = time.perf_counter()
         wait_for_port(str(attachment.address), PORT)
         t2 = time.perf_counter()
-        return _Sample(total=t2 - t0, launched=t1 - t0, app_rss=_app_rss(env, cid))
+        return _Sample(total=t2 - t0, launched=t1 - t0, app_rss=app_rss(env, cid))
     finally:
         try:
             _bare_remove(env, cid)
@@ -152,7 +171,7 @@ def _run_bare(env: _Env, cid: str) -> _Sample:
             env.network.detach(cid)
 
 
-def _teardown(env: _Env) -> list[str]:
+def teardown(env: Env) -> list[str]:
     """Remove everything the benchmark made; return what failed."""
     errors: list[str] = []
 
@@ -187,21 +206,8 @@ def measure(runs: int = 10) -> dict[str, float]:
     (seconds, KiB)."""
     if runs < 1:
         raise ValueError("runs must be at least 1")
-    base = Path(tempfile.mkdtemp(prefix="paas-bench-"))
-    name = tag()
-    try:
-        subnet = free_subnet()
-    except BaseException:
-        shutil.rmtree(base)
-        raise
-    env = _Env(
-        base=base,
-        layer=base / "layers" / "busybox",
-        runtime=Runtime(base / "runc", base / "containers", f"paas-bench-{name}"),
-        network=Network(f"pb{name}", subnet, name, base / "leases", router_port=80),
-        bare_root=base / "runc-bare",
-        bare_dir=base / "bare",
-    )
+    env = new_env()
+    name = env.network.instance
     platform: list[_Sample] = []
     bare: list[_Sample] = []
     try:
@@ -217,7 +223,7 @@ def measure(runs: int = 10) -> dict[str, float]:
                 else:
                     bare.append(_run_bare(env, f"{name}-b{i}"))
     finally:
-        errors = _teardown(env)
+        errors = teardown(env)
         if errors:
             raise RuntimeError("Benchmark cleanup failed: " + "; ".join(errors))
 

@@ -2,16 +2,20 @@
 ``docs/benchmarks.md``.
 
     python bench/run.py [--quick]      # `make bench`; --quick: fewer runs, for a smoke test
+    python bench/run.py --only NAME    # one benchmark that needs no deployed app: its table alone
 
 Only the text between the ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` markers is
-rewritten; everything outside them is kept as written.
+rewritten (with ``--only``, only that benchmark's table in it); everything outside them is
+kept as written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +26,7 @@ from bench import (  # noqa: E402
     builds,
     container_start,
     dashboard,
+    idle_replicas,
     redeploy,
     rollback,
     router_load,
@@ -40,15 +45,32 @@ the real parts (runc, overlayfs, network namespaces, veth pairs on a Linux bridg
 `{COMMAND}` (that is, `.venv/bin/python bench/run.py`) runs every benchmark as root, each on
 its own bridge, subnet and temp dirs, removes all it made, and rewrites the figures below.
 Each table says what its figures mean. Everything between the `bench:begin` and `bench:end`
-markers is generated; text outside them is kept.
+markers is generated; text outside them is kept. `bench/run.py --only NAME` (`container-start`,
+`idle-replicas`, `dashboard`, `builds`: those that need no deployed app) reruns one benchmark
+and replaces its table alone, which then says when it was measured.
 
 {BEGIN}
 {END}
 """
 
+# The benchmarks that need no platform, by name: quick -> their table.
+ALONE: dict[str, Callable[[bool], Table]] = {
+    "container-start": lambda quick: container_start.table(
+        container_start.measure(3 if quick else 10)
+    ),
+    "idle-replicas": lambda quick: idle_replicas.table(idle_replicas.measure(1 if quick else 3)),
+    "dashboard": lambda quick: dashboard.table(dashboard.measure(5 if quick else 20)),
+    "builds": lambda quick: builds.table(builds.measure(2 if quick else 5)),
+}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _generated(tables: list[Table], quick: bool) -> str:
     info = machine()
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = _now()
     command = f"{COMMAND} (`bench/run.py --quick`)" if quick else f"`{COMMAND}`"
     lines = [
         f"Generated on {now} by {command}, on a host with {info['nproc']} CPUs "
@@ -76,11 +98,39 @@ def write_doc(block: str, path: Path = DOC) -> None:
     tmp.replace(path)
 
 
+def write_table(table: Table, path: Path = DOC) -> None:
+    """Replace the section of ``table`` (from its ``### title`` to the next one) in the
+    generated block of ``path``, or add it at the end of the block."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        write_doc(table.markdown(), path)
+        return
+    block = text[start + len(BEGIN) : end]
+    head = block.find(f"### {table.title}\n")
+    if head < 0:
+        block = block.rstrip("\n") + "\n\n" + table.markdown() + "\n"
+    else:
+        tail = block.find("\n### ", head + 1)
+        rest = block[tail:] if tail >= 0 else "\n"
+        block = block[:head] + table.markdown() + "\n" + rest
+    write_doc(block, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks; update the docs.")
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--no-doc", action="store_true", help=f"do not rewrite {DOC.name}")
+    parser.add_argument("--only", choices=sorted(ALONE), help="run this benchmark alone")
     args = parser.parse_args(argv)
+    if args.only:
+        table = ALONE[args.only](args.quick)
+        print(table.text(), flush=True)
+        if not args.no_doc:
+            stamp = f"\n\nThis table: {_now()}, `bench/run.py --only {args.only}`."
+            write_table(dataclasses.replace(table, about=table.about.rstrip() + stamp))
+            print(f"wrote its table in {DOC.relative_to(ROOT)}")
+        return 0
 
     tables: list[Table] = []
 
@@ -90,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = 2 if args.quick else 5
     print("container start ...", flush=True)
-    done(container_start.table(container_start.measure(3 if args.quick else 10)))
+    done(ALONE["container-start"](args.quick))
+    print(f"{idle_replicas.REPLICAS} idle replicas ...", flush=True)
+    done(ALONE["idle-replicas"](args.quick))
     print("starting a platform and deploying the app (not measured) ...", flush=True)
     with deployed_platform() as deployed:
         print("redeploy ...", flush=True)
@@ -102,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         print("router throughput ...", flush=True)
         done(router_load.table(router_load.measure(deployed, 4 if args.quick else 10)))
     print("dashboard pages (50 apps, 200 replicas) ...", flush=True)
-    done(dashboard.table(dashboard.measure(5 if args.quick else 20)))
+    done(ALONE["dashboard"](args.quick))
     print("builds ...", flush=True)
-    done(builds.table(builds.measure(2 if args.quick else 5)))
+    done(ALONE["builds"](args.quick))
 
     if not args.no_doc:
         write_doc(_generated(tables, args.quick))
