@@ -315,6 +315,7 @@ class BuildpackBuilder:
             if process_types:
                 output(f"-----> Default process types: {', '.join(process_types)}")
             _give(app_dir, APP_USER)
+            self._name_app_user(work, stack_layers)
             layer = self.layers.commit(work)
             committed = True
         finally:
@@ -323,6 +324,22 @@ class BuildpackBuilder:
         return BuildResult(
             layer=layer, process_types=process_types, buildpack=pack.name, dependencies=deps
         )
+
+    def _name_app_user(self, work: Path, stack_layers: tuple[str, ...]) -> None:
+        """The stack's passwd and group with the app's user (``APP_USER``, named ``app``,
+        home ``/app``) added, in the app layer: ``whoami``, ``id`` and ``~`` work in apps."""
+        uid, gid = APP_USER
+        entries = {"passwd": f"app:x:{uid}:{gid}:app:/app:/bin/sh\n", "group": f"app:x:{gid}:\n"}
+        (work / "etc").mkdir(mode=0o755, exist_ok=True)
+        for name, entry in entries.items():
+            found = (self.layers.path(d) / "etc" / name for d in reversed(stack_layers))
+            lower = next((f for f in found if f.is_file()), None)
+            text = lower.read_text(encoding="utf-8") if lower is not None else ""
+            if text and not text.endswith("\n"):
+                text += "\n"
+            target = work / "etc" / name
+            target.write_text(text + entry, encoding="utf-8")
+            target.chmod(0o644)
 
     def _dependency_layer(
         self,

@@ -75,11 +75,11 @@ def test_config_and_exit_code_come_back(nothing_left: Platform) -> None:
 
 
 def test_the_run_is_the_apps_user_who_may_write_its_dirs(nothing_left: Platform) -> None:
-    script = "grep ^Uid: /proc/self/status; touch ./cwd $HOME/home /tmp/tmp && echo written"
+    script = "grep ^Uid: /proc/self/status; whoami; touch ./cwd $HOME/home /tmp/tmp && echo written"
     result = nothing_left.cli("run", APP, "--", "sh", "-c", script, timeout=TIMEOUT)
     assert result.returncode == 0, result
     uid = str(APP_USER[0])
-    assert result.stdout.split() == ["Uid:", uid, uid, uid, uid, "written"], result.stdout
+    assert result.stdout.split() == ["Uid:", uid, uid, uid, uid, "app", "written"], result.stdout
 
 
 def test_piped_stdin_reaches_the_command(nothing_left: Platform) -> None:
