@@ -73,6 +73,7 @@ class _Pump:
         self.log = log
         self.open = True
         self.captured = b""  # the start of the output: runc's errors, if it fails
+        self.capturing = True
         os.set_blocking(fd, False)
 
     def wait(self, other: int, timeout: float | None) -> bool:
@@ -104,7 +105,7 @@ class _Pump:
         if not data:
             self.open = False
             return -1
-        if len(self.captured) < CAPTURE:
+        if self.capturing and len(self.captured) < CAPTURE:
             self.captured += data[: CAPTURE - len(self.captured)]
         self.log.write(data)
         return len(data)
@@ -164,6 +165,7 @@ def main(argv: list[str]) -> int:
                 init_pid = int(f.read())
     except (OSError, ValueError) as exc:
         error = f"{runc}: {exc}"
+    pump.capturing, pump.captured = False, b""  # no need to hold on to it any more
     os.close(write_end)  # from now on only the container holds it
     os.write(status, (f"failed {error}" if error else f"started {init_pid} {os.getpid()}").encode())
     os.close(status)
