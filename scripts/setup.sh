@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="runc nginx-light redis-server openssh-server openssh-client debootstrap tini \
 iproute2 git make python3 python3-venv python3-pip ca-certificates wrk busybox-static skopeo umoci \
-procps util-linux passwd chromium nftables systemd-container socat tinyproxy"
+procps util-linux passwd chromium nftables systemd-container socat tinyproxy curl"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -160,8 +160,9 @@ def _container_pids(target: Target) -> set[str]:
 def test_restarting_the_units_leaves_the_app_serving(target: Target) -> None:
     shims = _container_pids(target)
     assert shims, "the app of the push test is not running"
+    restarted = sorted(CODE_UNITS & set(_units()))
     with Poller(target) as poller:
-        target.ssh("systemctl restart paas-worker paas-monitor paas-web")
+        target.ssh(f"systemctl restart {' '.join(restarted)}")
         time.sleep(3)
     assert poller.failures == [] and poller.ok > 0, poller.failures
     assert _container_pids(target) == shims
@@ -202,7 +203,10 @@ def test_an_upgrade_restarts_only_the_platform_code_and_apps_keep_serving(
 
 
 def test_after_a_reboot_every_unit_comes_back_and_the_app_serves(target: Target) -> None:
+    boot = "cat /proc/sys/kernel/random/boot_id"
+    before = target.ssh(boot)
     target.module("ansible.builtin.reboot", "reboot_timeout=300").check()
+    assert target.ssh(boot) != before
     assert_healthy(target, _units())
     assert target.ssh("sysctl -n net.ipv4.tcp_tw_reuse").strip() == "1"
     target.wait_http(APP_HOST, "/greeting.txt", GREETING, timeout=180)
