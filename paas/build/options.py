@@ -46,6 +46,17 @@ def build_options(
     return BuildOptions(stack, origin, limits, settings.build_timeout)
 
 
+def known_stack(name: str, known: Collection[str]) -> str:
+    """``name`` if the platform has that stack, else ``InvalidInput`` listing the stacks."""
+    if name in known:
+        return name
+    shown = name if len(name) <= 40 else name[:37] + "..."
+    raise InvalidInput(
+        f"No stack {shown!r} on this platform; the stacks: {', '.join(sorted(known))}. "
+        f"Build it first with paas stacks:build {shown}."
+    )
+
+
 def checked_stack(options: BuildOptions, known: Collection[str]) -> str:
     """The stack of ``options`` if the platform has it (``known``), else ``BuildFailed``."""
     if options.stack in known:

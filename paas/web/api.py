@@ -345,7 +345,8 @@ def set_builder_setting(name: str) -> Any:
     key, value = body.get("key"), body.get("value")
     if not isinstance(key, str) or not isinstance(value, str):
         raise InvalidInput('Send {"key": "stack", "value": "bookworm"}.')
-    result = _services().set_builder_setting(validate_app_name(name), key, value, _actor())
+    app = validate_app_name(name)
+    result = _services().set_builder_setting(app, key, value, _actor(), host().stacks())
     return {"builder": result}
 
 
