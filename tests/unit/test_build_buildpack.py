@@ -190,8 +190,9 @@ def test_first_buildpack_that_detects_builds(tmp_path: Path) -> None:
     assert lines == ["-----> Second app detected", "-----> compiling",
                      "-----> Default process types: web"]  # fmt: skip
     layer = LayerStore(tmp_path / "layers").path(result.layer)
-    assert os.listdir(layer) == ["app"]
+    assert sorted(os.listdir(layer)) == ["app", "etc"]
     assert os.listdir(layer / "app") == ["app.py"]  # .git is not part of the app
+    assert (layer / "etc/passwd").read_text().endswith("app:x:32767:32767:app:/app:/bin/sh\n")
     assert (tmp_path / "cache").is_dir()
 
     compile_spec = runtime.specs[2]
