@@ -185,6 +185,15 @@ class Target:
             time.sleep(2)
         raise AssertionError(f"http://{host}{path} on {self.name} never served {expect!r}: {last}")
 
+    def platform_ssh(self, command: str, ssh_port: int) -> str:
+        """A command over the platform's SSH (its forced command), as a pushing user."""
+        done = subprocess.run(
+            ["ssh", *self.ssh_options, "-p", str(ssh_port), f"paas@{self.name}", command],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
     def git_push(self, repo: Path, app: str, ssh_port: int) -> str:
         env = {
             **os.environ,

@@ -113,7 +113,7 @@ def test_the_api_does_not_run_as_root(target: Target, installed: PlaybookRun) ->
     assert users and set(users) == {"paas"}, users
 
 
-def test_git_push_deploys_an_app_that_answers_through_the_router(
+def test_git_push_deploys_an_app_served_by_the_router_and_ssh_commands_work(
     target: Target, installed: PlaybookRun, app_repo: Path
 ) -> None:
     installed.check()
@@ -121,6 +121,7 @@ def test_git_push_deploys_an_app_that_answers_through_the_router(
     assert "Released v1" in output, output
     status, body = target.http_get(APP_HOST, "/greeting.txt")
     assert (status, body.strip()) == (200, GREETING)
+    assert APP in target.platform_ssh("apps:list", SSH_PORT).split()
 
 
 class Poller:
