@@ -185,6 +185,30 @@ class Target:
             time.sleep(2)
         raise AssertionError(f"http://{host}{path} on {self.name} never served {expect!r}: {last}")
 
+    def sign_in(self, password: str, api_port: int) -> tuple[int, str]:
+        """Sign in to the dashboard as admin (through the sign-in form, with its CSRF token);
+        the status and body of the apps page then."""
+        jar = self.run.work / f"{self.name}-cookies"
+        jar.unlink(missing_ok=True)
+        base = f"http://127.0.0.1:{api_port}"
+
+        def curl(*args: str) -> str:
+            done = subprocess.run(
+                ["ip", "netns", "exec", self.name, "curl", "-sS", "--max-time", "20",
+                 "-b", str(jar), "-c", str(jar), *args],
+                capture_output=True, text=True, timeout=60, check=True,
+            )  # fmt: skip
+            return done.stdout
+
+        form = curl(f"{base}/signin")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token, form[:2000]
+        curl("-o", "/dev/null", "--data-urlencode", "username=admin",
+             "--data-urlencode", f"password={password}",
+             "--data-urlencode", f"csrf_token={token.group(1)}", f"{base}/signin")
+        body, _, code = curl("-w", "\n%{http_code}", f"{base}/").rpartition("\n")
+        return int(code), body
+
     def platform_ssh(self, command: str, ssh_port: int) -> str:
         """A command over the platform's SSH (its forced command), as a pushing user."""
         done = subprocess.run(

@@ -8,6 +8,7 @@ the target, a few minutes): each later test starts from what the earlier ones le
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -22,6 +23,7 @@ from tests.target.target import PROJECT, PlaybookRun, Target
 pytestmark = pytest.mark.target
 
 SSH_PORT = 2222
+API_PORT = 8000
 APP = "hello"
 APP_HOST = f"{APP}.paas.test"
 GREETING = "hello from a server installed by ansible"
@@ -104,6 +106,16 @@ def test_every_unit_is_active_enabled_and_never_restarted(
     installed.check()
     assert_healthy(target, _units())
     assert target.ssh("sysctl -n net.ipv4.tcp_tw_reuse").strip() == "1"
+
+
+def test_the_admin_signs_in_with_the_password_shown_once(
+    target: Target, installed: PlaybookRun
+) -> None:
+    shown = re.findall(r"Dashboard: user admin, password (\S+) \(shown once", installed.output)
+    assert len(shown) == 1, installed.output[-6000:]
+    status, page = target.sign_in(shown[0], API_PORT)
+    assert status == 200 and 'action="/signin"' not in page, page[:2000]
+    assert target.sign_in("not-" + shown[0], API_PORT)[0] != 200
 
 
 def test_the_api_does_not_run_as_root(target: Target, installed: PlaybookRun) -> None:
