@@ -37,6 +37,7 @@ from bench.common import Table, build_busybox_layer, duration, free_subnet, stat
 from paas.model import Release
 from paas.platform import (
     ProcessGroup,
+    ensure_admin,
     prepare,
     process_argv,
     process_user,
@@ -157,6 +158,7 @@ def _start(
 def measure(runs: int = 20) -> Result:
     """Seed, then fetch each page ``runs`` times (after one uncounted fetch)."""
     base = Path(tempfile.mkdtemp(prefix="paas-bench-dash-", dir="/var/tmp"))
+    base.chmod(0o755)  # the API runs as the platform's user: it must reach the root below
     settings = Settings.from_env({
         "PAAS_ROOT": str(base / "root"), "PAAS_SUBNET": str(free_subnet("198.19.160.0/24")),
         "PAAS_BIND": "127.0.0.1", "PAAS_API_PORT": str(_free_port()), "PAAS_STOP_TIMEOUT": "2",
@@ -168,6 +170,7 @@ def measure(runs: int = 20) -> Result:
         _start(group, "redis", settings, env, base)
         wait_for_redis(settings, group)
         services = worker_services(settings)
+        ensure_admin(settings, out=lambda _line: None)  # the session key, for the API's user
         set_admin_password(services.store, PASSWORD)
         t0 = time.perf_counter()
         replicas = _seed(services, build_busybox_layer(base / "layer"))
@@ -221,8 +224,10 @@ def table(result: Result) -> Table:
             "served by the platform's gunicorn command and fetched one at a time over a "
             f"keep-alive connection on loopback with a signed-in session, {result.runs} "
             "times each after one uncounted fetch. Each page observes the replicas as in "
-            "production (`runc list`, container files, leases; memory and CPU from cgroups "
-            "on an app's page). Releases point at no built image and no worker runs; "
+            "production: the API (as the platform's user) asks the agent (root), which reads "
+            "`runc list`, container files and leases; memory and CPU come from cgroups on an "
+            "app's page, and the logs page's lines from the agent too. Releases point at no "
+            "built image and no worker runs; "
             f"seeding the apps and starting the containers took {result.seed_seconds:.1f} s."
         ),
         columns=("page", "median", "min", "max"),
