@@ -34,6 +34,7 @@ from paas.settings import Limits, LogRotation
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RUNC_TIMEOUT = 30.0
+LIST_ATTEMPTS = 3  # runc list races with deletes: see Runtime._runc_states
 _POLL = 0.01
 DEFAULT_LOG_ROTATION = LogRotation()
 
@@ -153,11 +154,24 @@ class Runtime:
 
     def list(self) -> list[ContainerInfo]:
         """Every container of this runtime: with a dir, known to runc, or both."""
-        states = {s["id"]: s for s in json.loads(self._runc("list", "--format", "json")) or []}
+        states = self._runc_states()
         ids = set(states)
         if self.containers_dir.is_dir():
             ids |= {p.name for p in self.containers_dir.iterdir() if p.is_dir()}
         return [self._info(i, states.get(i)) for i in sorted(ids)]
+
+    def _runc_states(self) -> dict[str, dict[str, Any]]:
+        """``runc list`` by id, read again when a container was deleted while runc listed
+        them (it then fails on the state dir it had just found)."""
+        attempts = 1
+        while True:
+            try:
+                listed = json.loads(self._runc("list", "--format", "json")) or []
+                return {state["id"]: state for state in listed}
+            except PlatformError as exc:
+                if attempts == LIST_ATTEMPTS or "no such file or directory" not in exc.message:
+                    raise
+                attempts += 1
 
     def get(self, container_id: str) -> ContainerInfo | None:
         _check_id(container_id)
