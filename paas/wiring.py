@@ -75,11 +75,12 @@ def runtime(settings: Settings) -> Runtime:
 def local_host(wired: Services) -> LocalHost:
     """What only root may see or do, in this process (the agent's side of ``paas.host``):
     the replicas' output files, one-off runs (runc and netns), stacks, layers."""
-    settings = wired.settings
-    applogs = AppLogs(wired.store, wired.events, runtime(settings))
+    worker = wired.worker
+    assert worker is not None, "local_host needs worker_services"
+    applogs = AppLogs(wired.store, wired.events, worker.runtime)
     oneoffs = OneOffs(
-        wired.store, ImageStore(settings.images_dir), LayerStore(settings.layers_dir),
-        runtime(settings), network(settings), settings.default_limits,
+        wired.store, worker.images, worker.layers, worker.runtime, network(wired.settings),
+        wired.settings.default_limits,
     )  # fmt: skip
     return LocalHost(wired, applogs, oneoffs)
 
