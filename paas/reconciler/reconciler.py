@@ -380,7 +380,6 @@ class Reconciler:
         while time.monotonic() < settle_until:
             time.sleep(0.1)
             self._alive(want, cid)
-        self._alive(want, cid)
 
     def _alive(self, want: DesiredReplica, cid: str) -> None:
         info = self._p.runtime.get(cid)
