@@ -13,7 +13,10 @@ Leases (``paas.network.leases``) are the record of which containers are attached
 
 pyroute2 traps handled here: ``IPRoute(netns=...)`` silently creates a missing netns unless
 ``flags=0``; the kernel destroys a removed netns asynchronously, so the host veth is deleted
-first (synchronously), then the netns.
+first (synchronously), then the netns. A bridge whose MAC was never set takes the lowest MAC
+of its ports, so it would change as replicas come and go and leave every other container
+sending to a gateway MAC that no longer exists (seconds without answers, until its ARP entry
+expires): the bridge's MAC is pinned.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ pyroute2_config.disable_mp_signal = True
 
 NETNS_DIR = Path("/run/netns")
 IFNAMSIZ = 15
+_NET_ADDR_SET = "3"  # include/linux/netdevice.h
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class Network:
                 _tolerate_exists(
                     lambda: ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
                 )
+            if not _mac_pinned(self.bridge):
+                mac = ipr.get_links(index)[0].get_attr("IFLA_ADDRESS")
+                ipr.link("set", index=index, address=mac)  # its current MAC, now fixed
             for port in ipr.get_links():  # ports plugged before isolation existed
                 if port.get_attr("IFLA_MASTER") == index:
                     ipr.brport("set", index=port["index"], isolated=1)
@@ -228,6 +235,13 @@ def _forget_neighbour(ipr: IPRoute, bridge: int, address: IPv4Address) -> None:
     except NetlinkError as exc:
         if exc.code != errno.ENOENT:
             raise
+
+
+def _mac_pinned(ifname: str) -> bool:
+    """Whether the link's MAC was set explicitly (``NET_ADDR_SET``), so that a bridge keeps it
+    whatever ports it gains or loses."""
+    assign_type = Path("/sys/class/net", ifname, "addr_assign_type").read_text().strip()
+    return assign_type == _NET_ADDR_SET
 
 
 def _sha(text: str) -> str:

@@ -131,19 +131,21 @@ def test_a_reused_address_does_not_keep_the_old_mac(sandbox: Sandbox) -> None:
 CONNECT = """\
 import socket, sys
 try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10).close()
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
     print("connected")
 except OSError as exc:
     print(type(exc).__name__)
 """
 
 
-def _connect(address: object, port: int, netns_name: str | None = None) -> str:
+def _connect(
+    address: object, port: int, netns_name: str | None = None, timeout: float = 10
+) -> str:
     """``connected``, or the name of the error that ended a TCP connect to ``address:port``
     from netns ``netns_name`` (None: from the host)."""
     inside = ["ip", "netns", "exec", netns_name] if netns_name else []
     done = subprocess.run(
-        [*inside, sys.executable, "-S", "-c", CONNECT, str(address), str(port)],
+        [*inside, sys.executable, "-S", "-c", CONNECT, str(address), str(port), str(timeout)],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return done.stdout.strip()
@@ -226,3 +228,40 @@ def _isolated(ifname: str) -> int:
     with IPRoute() as ipr:
         (link,) = ipr.brport("show", index=ipr.link_lookup(ifname=ifname)[0])
         return int(link.get_nested("IFLA_PROTINFO", "IFLA_BRPORT_ISOLATED"))
+
+
+def _mac(ifname: str) -> str:
+    with IPRoute() as ipr:
+        mac: str = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0].get_attr("IFLA_ADDRESS")
+        return mac
+
+
+def test_the_bridge_keeps_its_mac_while_replicas_come_and_go(
+    sandbox: Sandbox, host_ports: tuple[int, int]
+) -> None:
+    network = sandbox.network
+    router = host_ports[1]
+    network.ensure_bridge()
+    mac = _mac(network.bridge)
+    network.attach("leaving")
+    with IPRoute() as ipr:  # the lowest MAC there is: an unpinned bridge would take it
+        leaving = ipr.link_lookup(ifname=network.veth_name("leaving"))[0]
+        ipr.link("set", index=leaving, address="00:00:00:00:00:01")
+    staying = network.attach("staying").netns_name
+    assert _connect(network.gateway, router, staying) == "connected"  # learns the gateway
+    network.detach("leaving")
+    assert _mac(network.bridge) == mac
+    # An app calling another through the router right after: its gateway entry is still
+    # right (with a changed MAC its SYNs would be lost until that entry expired, ~8 s).
+    assert _connect(network.gateway, router, staying, timeout=2) == "connected"
+
+
+def test_ensure_bridge_pins_the_mac_of_a_bridge_made_before(sandbox: Sandbox) -> None:
+    network = sandbox.network
+    subprocess.run(["ip", "link", "add", network.bridge, "type", "bridge"],
+                   check=True, timeout=30)  # fmt: skip
+    assert Path(f"/sys/class/net/{network.bridge}/addr_assign_type").read_text() != "3\n"
+    mac = _mac(network.bridge)
+    network.ensure_bridge()
+    assert Path(f"/sys/class/net/{network.bridge}/addr_assign_type").read_text() == "3\n"
+    assert _mac(network.bridge) == mac
