@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,11 +14,27 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.common import free_subnet
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
+
+
+def runc_list(runc_root: Path) -> list[dict[str, Any]]:
+    """``runc list`` of the platform's containers, read again when a container was deleted
+    while runc listed them (it then fails on the state dir it had just found)."""
+    for _ in range(5):
+        done = subprocess.run(
+            ["runc", "--root", str(runc_root), "list", "--format", "json"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return list(json.loads(done.stdout or "[]") or [])
+        if "no such file or directory" not in done.stderr:
+            break
+    raise AssertionError(f"runc list failed: {done.stderr}")
 
 
 def free_port() -> int:

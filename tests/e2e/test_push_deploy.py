@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from paas.settings import Settings
-from tests.e2e.platform_fixture import Platform
+from tests.e2e.platform_fixture import Platform, runc_list
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -214,14 +214,7 @@ def test_restart_after_containers_are_killed_brings_apps_back(platform: Platform
     settings = Settings.from_env(platform.env)
     assert platform.get("hello.paas.test")[0] == 200
     platform.stop()
-    listed = subprocess.run(
-        ["runc", "--root", str(settings.runc_root), "list", "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    containers = json.loads(listed.stdout or "[]") or []
+    containers = runc_list(settings.runc_root)
     assert containers, "apps should outlive the platform's processes"
     for c in containers:
         if c["pid"]:
@@ -244,19 +237,12 @@ def test_restart_after_containers_are_killed_brings_apps_back(platform: Platform
     # The killed containers' namespaces, mounts and runc state are gone; one of each remains
     # per running replica. (A replica that was draining when the platform stopped is
     # removed by the next periodic pass, within 30 s.)
-    def listed() -> list[dict[str, object]]:
-        out = subprocess.run(
-            ["runc", "--root", str(settings.runc_root), "list", "--format", "json"],
-            capture_output=True, text=True, timeout=30, check=True,
-        ).stdout
-        return list(json.loads(out) or [])
-
     def settled(containers: list[dict[str, object]]) -> bool:
         ours = [c for c in containers if str(c["id"]).split(".")[0] in ("hello", "viassh")]
         return len(ours) == 2 and all(c["status"] == "running" for c in containers)
 
     deadline = time.monotonic() + 60
-    while not settled(running := listed()) and time.monotonic() < deadline:
+    while not settled(running := runc_list(settings.runc_root)) and time.monotonic() < deadline:
         time.sleep(1)
     assert settled(running), running  # every app is back (others of the session too)
     assert not {c["id"] for c in containers} & {c["id"] for c in running}

@@ -15,21 +15,13 @@ import pytest
 from paas import wiring
 from paas.model import APP_USER
 from paas.settings import Settings
-from tests.e2e.platform_fixture import VENV_BIN, Platform
+from tests.e2e.platform_fixture import VENV_BIN, Platform, runc_list
 from tests.e2e.test_push_deploy import git, http_remote, make_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 APP = "oneoff"
 TIMEOUT = 120.0
-
-
-def _runc_ids(settings: Settings) -> list[str]:
-    listed = subprocess.run(
-        ["runc", "--root", str(settings.runc_root), "list", "--format", "json"],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
-    return [c["id"] for c in json.loads(listed.stdout or "[]") or []]
 
 
 def _run_netns(settings: Settings) -> list[str]:
@@ -58,7 +50,8 @@ def nothing_left(deployed: Platform) -> Iterator[Platform]:
     """After each run: no run container of the app and no netns beyond the replicas'."""
     settings = Settings.from_env(deployed.env)
     yield deployed
-    assert not [c for c in _runc_ids(settings) if c.startswith(f"{APP}.run.")]
+    runs = [c["id"] for c in runc_list(settings.runc_root) if c["id"].startswith(f"{APP}.run.")]
+    assert not runs
     assert not _run_netns(settings)
     leftovers = [p.name for p in settings.containers_dir.iterdir() if ".run." in p.name]
     assert not leftovers

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from paas.settings import Settings
 from paas.wiring import services
-from tests.e2e.platform_fixture import Platform
+from tests.e2e.platform_fixture import Platform, runc_list
 from tests.e2e.test_push_deploy import commit, git, http_remote, make_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -41,9 +40,7 @@ def test_term_ignoring_replica_is_killed_after_its_stop_timeout(
     assert platform.cli("ps:stop", APP).returncode == 0
 
     def present() -> bool:
-        out = subprocess.run(["runc", "--root", str(settings.runc_root), "list", "-q"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
-        return cid in out.split()
+        return cid in {c["id"] for c in runc_list(settings.runc_root)}
 
     deadline = time.monotonic() + 30
     while present() and time.monotonic() < deadline:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from pyroute2 import IPRoute
 
 from paas.runtime import cgroups
 from paas.settings import Settings
-from tests.e2e.platform_fixture import Platform
+from tests.e2e.platform_fixture import Platform, runc_list
 from tests.e2e.test_push_deploy import _netns_of, commit, git, http_remote, make_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -56,14 +55,6 @@ def _worker_pids(platform: Platform) -> list[int]:
     raise AssertionError("no Celery worker among the platform's processes")
 
 
-def _runc_list(settings: Settings) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["runc", "--root", str(settings.runc_root), "list", "--format", "json"],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout  # fmt: skip
-    return list(json.loads(out) or [])
-
-
 def _footprint(settings: Settings) -> dict[str, set[str]]:
     """What the platform's containers hold on the host, by kind."""
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
@@ -75,7 +66,7 @@ def _footprint(settings: Settings) -> dict[str, set[str]]:
         }
     (memory,) = [d for d in cgroups.parent_dirs(settings.cgroup_parent) if "memory" in str(d)]
     return {
-        "runc": {str(c["id"]) for c in _runc_list(settings)},
+        "runc": {str(c["id"]) for c in runc_list(settings.runc_root)},
         "netns": _netns_of(settings.instance),
         "veth": veths,
         "mount": {line.split()[4] for line in mounts if str(settings.containers_dir) in line},
@@ -112,7 +103,7 @@ def test_a_worker_killed_during_a_start_converges(platform: Platform, tmp_path: 
             running = [r for r in _replicas(platform) if r["state"] == "running"]
             if sorted(r["dyno"] for r in running) != ["web.1", "web.2", "web.3", "web.4"]:
                 return False
-            containers = _runc_list(settings)  # (other apps of the session too)
+            containers = runc_list(settings.runc_root)  # (other apps of the session too)
             return all(c["status"] == "running" for c in containers)
 
         deadline = time.monotonic() + 120
