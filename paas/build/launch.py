@@ -3,7 +3,8 @@
 one-off runs.
 
 The buildpack's ``.profile.d`` scripts are sourced first (Heroku's contract), then the
-command runs under a shell, as Procfile commands are shell command lines.
+command runs under a shell, as Procfile commands are shell command lines. No process of an
+app runs as root: there is no user namespace, so that would be the host's root.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from paas.model import CONTAINER_PORT, Image, Release, StorageMount
+from paas.model import APP_USER, CONTAINER_PORT, Image, Release, StorageMount
 from paas.network import Attachment
 from paas.runtime.spec import ContainerSpec, Mount
 from paas.settings import Limits
@@ -41,6 +42,13 @@ def launch_command(command: str) -> tuple[str, ...]:
     """The argv that runs ``command`` (a Procfile command line) in an app container."""
     run = 'eval "exec $1"' if _simple(command) else 'eval "$1"'
     return ("/bin/sh", "-c", _PROFILES + run, "paas-launch", command)
+
+
+def process_user(image_user: tuple[int, int] | None) -> tuple[int, int]:
+    """The uid and gid an image's processes run as: the image's own user, unless that is
+    root or unset (a Dockerfile without ``USER``); then the platform's app user, as Heroku
+    runs no image as root."""
+    return image_user if image_user is not None and image_user[0] != 0 else APP_USER
 
 
 def release_spec(
@@ -86,7 +94,7 @@ def release_spec(
         cwd=image.workdir,
         labels={**labels, "port": str(port)},
         hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
-        user=image.user,
+        user=process_user(image.user),
         confined=True,
         mounts=tuple(Mount(Path(m.host), m.container, read_only=False) for m in storage),
     )

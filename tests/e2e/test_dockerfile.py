@@ -1,5 +1,5 @@
 """A Dockerfile app: built step by step with a cache, routed to its EXPOSEd port, run as
-its USER, and exported as an OCI image that skopeo reads."""
+its USER (never as root), and exported as an OCI image that skopeo reads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from paas.model import APP_USER
 from tests.e2e.platform_fixture import Platform
 from tests.e2e.test_push_deploy import commit, git, http_remote
 
@@ -75,6 +76,25 @@ def test_dockerfile_app_builds_with_cache_serves_and_exports(
     assert "8080/tcp" in config["ExposedPorts"]
     assert config["User"] == "1234:1234"
     assert "GREETING=hello" in config["Env"]
+
+
+def test_an_image_without_user_runs_as_the_app_user(platform: Platform, tmp_path: Path) -> None:
+    repo = tmp_path / "rootless"
+    repo.mkdir()
+    (repo / "Dockerfile").write_text(
+        'FROM bookworm\nCOPY server.py /srv/server.py\nENV GREETING=hi\nEXPOSE 80\n'
+        'CMD ["python3", "/srv/server.py"]\n'
+    )
+    (repo / "server.py").write_text(SERVER)
+    git(repo, "init", "-q", "-b", "master")
+    git(repo, "config", "user.email", "dev@example.test")
+    git(repo, "config", "user.name", "Dev")
+    commit(repo, "first")
+    push = git(repo, "push", http_remote(platform, "rootless"), "master")
+    uid, gid = APP_USER
+    assert f"processes will run as uid {uid}, gid {gid}" in push.stderr, push.stderr
+    # Not root, and still listening on a port below 1024 in its own netns.
+    assert platform.get("rootless.paas.test") == (200, f"hi from uid {uid} on 80\n")
 
 
 def test_bad_dockerfile_is_rejected_with_its_line(platform: Platform, tmp_path: Path) -> None:

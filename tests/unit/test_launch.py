@@ -3,7 +3,8 @@ import subprocess
 
 import pytest
 
-from paas.build.launch import launch_command
+from paas.build.launch import launch_command, process_user
+from paas.model import APP_USER
 
 
 def parent_of_app(command: str) -> int:
@@ -42,3 +43,10 @@ def test_a_compound_command_runs_under_the_launch_shell() -> None:
 )
 def test_which_commands_are_execed(command: str, execs: bool) -> None:
     assert launch_command(command)[2].endswith('eval "exec $1"') is execs
+
+
+def test_no_image_runs_as_root() -> None:
+    assert process_user((1234, 1234)) == (1234, 1234)
+    assert process_user((1234, 0)) == (1234, 0)
+    assert process_user((0, 0)) == APP_USER  # USER root
+    assert process_user(None) == APP_USER  # no USER at all
