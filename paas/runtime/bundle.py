@@ -38,21 +38,46 @@ DROPPED_FOR_APPS = frozenset(
 # BPF, ...); a confined container gets EPERM for each. Names unknown to this kernel's
 # architecture are skipped by runc.
 DENIED_SYSCALLS = (
-    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
-    "delete_module", "finit_module", "get_kernel_syms", "get_mempolicy", "init_module",
-    "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
-    "mbind", "mount", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
-    "open_by_handle_at", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
-    "perf_event_open", "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace",
-    "query_module", "quotactl", "reboot", "request_key", "set_mempolicy", "setns",
-    "settimeofday", "stime", "swapon", "swapoff", "sysfs", "_sysctl", "umount", "umount2",
-    "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
+    "acct", "add_key", "bpf", "chroot", "clock_adjtime", "clock_settime", "clock_settime64",
+    "create_module", "delete_module", "fanotify_init", "finit_module", "get_kernel_syms",
+    "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load",
+    "keyctl", "lookup_dcookie", "mbind", "mount", "mount_setattr", "move_mount", "move_pages",
+    "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "fsopen", "fsconfig",
+    "fsmount", "fspick", "perf_event_open", "pidfd_getfd", "pivot_root", "process_madvise",
+    "process_vm_readv", "process_vm_writev", "ptrace", "query_module", "quotactl",
+    "quotactl_fd", "reboot", "request_key", "set_mempolicy", "set_mempolicy_home_node",
+    "setdomainname", "sethostname", "setns", "settimeofday", "stime", "swapon", "swapoff",
+    "syslog", "sysfs", "_sysctl", "umount", "umount2", "unshare", "uselib", "userfaultfd",
+    "ustat", "vhangup", "vm86", "vm86old",
 )  # fmt: skip
+# clone(2) flags that make namespaces: refused as Docker does, above all CLONE_NEWUSER, which
+# the kernel grants any user and which would give the app capabilities over new namespaces
+# (netfilter, mounts) and the kernel code behind them.
+NAMESPACE_FLAGS = {
+    "CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
+    "CLONE_NEWIPC": 0x08000000, "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
+    "CLONE_NEWNET": 0x40000000,
+}  # fmt: skip
+AF_VSOCK = 40
+EPERM, ENOSYS = 1, 38
 SECCOMP = {
     "defaultAction": "SCMP_ACT_ALLOW",
     "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-    "syscalls": [{"names": list(DENIED_SYSCALLS), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
-}
+    "syscalls": [
+        {"names": list(DENIED_SYSCALLS), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
+        # One rule per flag (rules are alternatives): (flags & FLAG) == FLAG.
+        *(
+            {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+             "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}
+            for flag in NAMESPACE_FLAGS.values()
+        ),
+        # clone3 passes its flags in memory, out of a filter's reach: ENOSYS makes glibc fall
+        # back to clone (threads, posix_spawn), as under Docker.
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+        {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+         "args": [{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_EQ"}]},
+    ],
+}  # fmt: skip
 # The defaults of ``runc spec`` (runc 1.1).
 MASKED_PATHS = (
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
