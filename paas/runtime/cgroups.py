@@ -30,10 +30,21 @@ def hierarchies() -> dict[str, Path]:
     return found
 
 
-def memory_dir(cgroups_path: str) -> Path:
-    """The v1 memory cgroup dir of a runc ``cgroupsPath`` (which need not exist)."""
-    root = hierarchies().get("memory", Path("/sys/fs/cgroup/memory"))
-    return root / cgroups_path.lstrip("/")
+def memory_dir(cgroups_path: str, found: Mapping[str, Path] | None = None) -> Path:
+    """The v1 memory cgroup dir of a runc ``cgroupsPath`` (which need not exist).
+    ``found``: ``hierarchies()``."""
+    found = hierarchies() if found is None else found
+    return found.get("memory", Path("/sys/fs/cgroup/memory")) / cgroups_path.lstrip("/")
+
+
+def oom_counter(cgroups_path: str, found: Mapping[str, Path] | None = None) -> Path:
+    """The file whose ``oom_kill`` line counts the OOM kills in the cgroup of a runc
+    ``cgroupsPath`` (it need not exist yet): v1's ``memory.oom_control``, or cgroup v2's
+    ``memory.events`` on a host with no v1 memory hierarchy. ``found``: ``hierarchies()``."""
+    found = hierarchies() if found is None else found
+    if "memory" not in found and "unified" in found:
+        return found["unified"] / cgroups_path.lstrip("/") / "memory.events"
+    return memory_dir(cgroups_path, found) / "memory.oom_control"
 
 
 def parent_dirs(cgroup_parent: str) -> list[Path]:

@@ -107,8 +107,8 @@ class Runtime:
                 )
             code = proc.wait(timeout=RUNC_TIMEOUT)
             # --keep: the cgroup, and so its OOM counter, lasts until the removal below
-            cgroup = cgroups.memory_dir(bundle.cgroups_path(self.cgroup_parent, spec.id))
-            if shim.oom_kills(str(cgroup / "memory.oom_control")):
+            counter = cgroups.oom_counter(bundle.cgroups_path(self.cgroup_parent, spec.id))
+            if shim.oom_kills(str(counter)):
                 raise RunOutOfMemory(spec.limits.memory_bytes)
             return code
         finally:
@@ -250,11 +250,11 @@ class Runtime:
     def _launch_shim(self, container_id: str, directory: Path) -> int:
         """Start the shim of a prepared bundle; return the init's pid once runc has started
         it, or raise ``PlatformError`` with runc's message."""
-        cgroup = cgroups.memory_dir(bundle.cgroups_path(self.cgroup_parent, container_id))
+        counter = cgroups.oom_counter(bundle.cgroups_path(self.cgroup_parent, container_id))
         read_end, write_end = os.pipe()
         argv = [
             *(self.python, "-S", "-m", shim.MODULE, self.runc, str(self.runc_root), container_id),
-            *(str(directory), str(cgroup / "memory.oom_control"), str(write_end)),
+            *(str(directory), str(counter), str(write_end)),
             *(str(self.log_rotation.max_bytes), str(self.log_rotation.keep)),
         ]
         env = {

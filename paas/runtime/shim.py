@@ -12,7 +12,7 @@ exits it reads the OOM-kill counter of the container's memory cgroup *before* re
 the output and writes ``exit.json`` atomically. It does not tear anything down; ``Runtime``
 does.
 
-Run as ``python -S -m paas.runtime.shim RUNC ROOT ID DIR OOM_CONTROL STATUS_FD MAX_BYTES KEEP``
+Run as ``python -S -m paas.runtime.shim RUNC ROOT ID DIR OOM_COUNTER STATUS_FD MAX_BYTES KEEP``
 with its own stdout and stderr on ``shim.log``. It imports only light standard modules (no
 typing, json, re or subprocess) to keep its start fast and its resident memory small; the
 launcher lives in ``paas.runtime.runtime``.
@@ -51,10 +51,11 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def oom_kills(oom_control: str) -> int:
-    """The ``oom_kill`` count of a v1 memory cgroup's ``memory.oom_control`` (0 if unreadable)."""
+def oom_kills(counter: str) -> int:
+    """The ``oom_kill`` count in a memory cgroup's ``memory.oom_control`` (v1) or
+    ``memory.events`` (v2), which share the format; 0 if unreadable."""
     try:
-        with open(oom_control, encoding="ascii") as f:
+        with open(counter, encoding="ascii") as f:
             for line in f:
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
@@ -142,7 +143,7 @@ def runc_message(stderr: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    runc, root, container_id, directory, oom_control, status_arg, max_bytes, keep = argv
+    runc, root, container_id, directory, oom_counter, status_arg, max_bytes, keep = argv
     status = int(status_arg)
     os.set_inheritable(status, False)  # runc and the container must not hold the pipe
     os.setsid()
@@ -171,7 +172,7 @@ def main(argv: list[str]) -> int:
     os.close(status)
     if error is not None:
         return 1
-    exit_code, signal, oom = _wait_for_init(init_pid, oom_control, pump)
+    exit_code, signal, oom = _wait_for_init(init_pid, oom_counter, pump)
     pump.wait(-1, DRAIN_TIMEOUT)  # what the container wrote last, up to the pipe's end
     log.close()
     _write_atomic(
@@ -183,7 +184,7 @@ def main(argv: list[str]) -> int:
 
 
 def _wait_for_init(
-    init_pid: int, oom_control: str, pump: _Pump
+    init_pid: int, oom_counter: str, pump: _Pump
 ) -> tuple[int | None, int | None, int]:
     """Copy the output until the container's init exits; reap it and return its exit code,
     the signal that killed it and the cgroup's OOM-kill count (read before the reaping, while
@@ -206,7 +207,7 @@ def _wait_for_init(
         if info is None:
             continue
         if info.si_pid == init_pid:
-            oom = oom_kills(oom_control)  # before reaping: the cgroup still exists
+            oom = oom_kills(oom_counter)  # before reaping: the cgroup still exists
             if info.si_code == os.CLD_EXITED:
                 exit_code = info.si_status
             else:
