@@ -28,7 +28,7 @@ from paas.network import Network
 from paas.oneoff import OneOffs
 from paas.reconciler.reconciler import Collaborators, Reconciler
 from paas.router.nginx import Router
-from paas.runtime.runtime import Runtime
+from paas.runtime.runtime import Runtime, systemd_runs_host
 from paas.services import Services, TaskQueue, WorkerParts
 from paas.settings import Settings
 from paas.state.events import Events
@@ -66,9 +66,12 @@ def network(settings: Settings) -> Network:
 
 
 def runtime(settings: Settings) -> Runtime:
+    """The runtime of the platform's containers; under systemd their shims get scopes in a
+    slice of the platform's own (``paas-INSTANCE.slice``)."""
     return Runtime(
         settings.runc_root, settings.containers_dir, settings.cgroup_parent,
         log_rotation=settings.log_rotation,
+        systemd_slice=f"{settings.cgroup_parent}.slice" if systemd_runs_host() else None,
     )  # fmt: skip
 
 

@@ -6,7 +6,10 @@ its rotated predecessors ``container.log.N``, and the shim's ``shim.pid``, ``shi
 ``init.pid`` and ``exit.json``), runc's state under ``runc_root`` and the
 containers' cgroups under ``cgroup_parent``. Detached containers are held by their shim
 (``paas.runtime.shim``), so they outlive the process that started them; everything here is
-read back from disk and runc, nothing is kept in memory.
+read back from disk and runc, nothing is kept in memory. On a host that systemd runs, each
+shim gets a transient scope of its own (``systemd-run --scope``, in the slice named
+``systemd_slice``), as conmon does for Podman: shims then belong to no platform unit, which
+restarts and stops without finding them as left-over processes of its own.
 
 Teardown follows the measured order: kill, wait for the exit, ``runc delete``, unmount, remove
 the dir. A bind-mount target that does not exist in the image is created by runc in the upper
@@ -60,13 +63,18 @@ class Runtime:
         runc: str = "runc",
         python: str = sys.executable,
         log_rotation: LogRotation = DEFAULT_LOG_ROTATION,
+        systemd_slice: str | None = None,
     ) -> None:
+        """``systemd_slice``: put each shim in a scope of its own in this slice (see
+        ``systemd_runs_host``); None: shims stay in the cgroup of the process that starts
+        them."""
         self.runc_root = runc_root
         self.containers_dir = containers_dir
         self.cgroup_parent = cgroup_parent
         self.runc = runc
         self.python = python
         self.log_rotation = log_rotation
+        self.systemd_slice = systemd_slice
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -252,7 +260,13 @@ class Runtime:
         it, or raise ``PlatformError`` with runc's message."""
         counter = cgroups.oom_counter(bundle.cgroups_path(self.cgroup_parent, container_id))
         read_end, write_end = os.pipe()
+        scope = () if self.systemd_slice is None else (
+            "systemd-run", "--scope", "--quiet", "--collect", f"--slice={self.systemd_slice}",
+            f"--unit={self.systemd_slice.removesuffix('.slice')}-{container_id}",
+            f"--description=paas: supervisor of container {container_id}", "--",
+        )  # fmt: skip
         argv = [
+            *scope,
             *(self.python, "-S", "-m", shim.MODULE, self.runc, str(self.runc_root), container_id),
             *(str(directory), str(counter), str(write_end)),
             *(str(self.log_rotation.max_bytes), str(self.log_rotation.keep)),
@@ -371,6 +385,12 @@ def _stream_lines(fd: int, output: Callable[[str], None], deadline: float) -> bo
         for line in lines:
             output(line.decode(errors="replace").rstrip("\r"))
     return False
+
+
+def systemd_runs_host() -> bool:
+    """Whether systemd is the host's init (sd_booted(3)'s test) and ``systemd-run`` is there
+    to make scopes."""
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemd-run") is not None
 
 
 def _read_to_eof(fd: int, deadline: float) -> str:

@@ -173,6 +173,11 @@ def _container_pids(target: Target) -> set[str]:
 def test_restarting_the_units_leaves_the_app_serving(target: Target) -> None:
     shims = _container_pids(target)
     assert shims, "the app of the push test is not running"
+    # Each shim has a scope of its own, so no unit of the platform holds it.
+    units = target.ssh(f"ps -o unit= --pid {','.join(shims)}").split()
+    assert len(units) == len(shims), units
+    assert all(re.fullmatch(rf"paas-\w+-{APP}\.web\.\d+\.\S+\.scope", u) for u in units), units
+    since = target.ssh("date +%s").strip()
     restarted = sorted(CODE_UNITS & set(_units()))
     with Poller(target) as poller:
         target.ssh(f"systemctl restart {' '.join(restarted)}")
@@ -181,6 +186,9 @@ def test_restarting_the_units_leaves_the_app_serving(target: Target) -> None:
     assert _container_pids(target) == shims
     alive = target.ssh(f"ps -o pid= --pid {','.join(shims)}").split()
     assert set(alive) == shims
+    journal = target.ssh(f"journalctl -q --no-pager --since=@{since} "
+                         + " ".join(f"-u {unit}" for unit in restarted))
+    assert "left-over process" not in journal, journal[-4000:]
 
 
 @pytest.fixture
