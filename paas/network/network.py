@@ -16,7 +16,7 @@ pyroute2 traps handled here: ``IPRoute(netns=...)`` silently creates a missing n
 first (synchronously), then the netns. A bridge whose MAC was never set takes the lowest MAC
 of its ports, so it would change as replicas come and go and leave every other container
 sending to a gateway MAC that no longer exists (seconds without answers, until its ARP entry
-expires): the bridge's MAC is pinned.
+expires): the bridge is made with a MAC of its own, which the kernel then keeps.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ pyroute2_config.disable_mp_signal = True
 
 NETNS_DIR = Path("/run/netns")
 IFNAMSIZ = 15
-_NET_ADDR_SET = "3"  # include/linux/netdevice.h
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,10 @@ class Network:
         apply_rules(self.bridge, self.router_port)  # by name: in force before the bridge exists
         with _netlink(f"setting up bridge {self.bridge}") as ipr:
             if not ipr.link_lookup(ifname=self.bridge):
-                _tolerate_exists(lambda: ipr.link("add", ifname=self.bridge, kind="bridge"))
+                mac = _bridge_mac(self.bridge)  # set, so the kernel never changes it
+                _tolerate_exists(
+                    lambda: ipr.link("add", ifname=self.bridge, kind="bridge", address=mac)
+                )
             index = ipr.link_lookup(ifname=self.bridge)[0]
             have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
             if str(self.gateway) not in have:
@@ -106,9 +108,6 @@ class Network:
                 _tolerate_exists(
                     lambda: ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
                 )
-            if not _mac_pinned(self.bridge):
-                mac = ipr.get_links(index)[0].get_attr("IFLA_ADDRESS")
-                ipr.link("set", index=index, address=mac)  # its current MAC, now fixed
             for port in ipr.get_links():  # ports plugged before isolation existed
                 if port.get_attr("IFLA_MASTER") == index:
                     ipr.brport("set", index=port["index"], isolated=1)
@@ -237,11 +236,10 @@ def _forget_neighbour(ipr: IPRoute, bridge: int, address: IPv4Address) -> None:
             raise
 
 
-def _mac_pinned(ifname: str) -> bool:
-    """Whether the link's MAC was set explicitly (``NET_ADDR_SET``), so that a bridge keeps it
-    whatever ports it gains or loses."""
-    assign_type = Path("/sys/class/net", ifname, "addr_assign_type").read_text().strip()
-    return assign_type == _NET_ADDR_SET
+def _bridge_mac(bridge: str) -> str:
+    """A locally administered unicast MAC of the bridge's own, the same at every boot."""
+    octets = bytes.fromhex(_sha(bridge)[:10])
+    return ":".join(f"{b:02x}" for b in (0x02, *octets))
 
 
 def _sha(text: str) -> str:

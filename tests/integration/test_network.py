@@ -254,14 +254,3 @@ def test_the_bridge_keeps_its_mac_while_replicas_come_and_go(
     # An app calling another through the router right after: its gateway entry is still
     # right (with a changed MAC its SYNs would be lost until that entry expired, ~8 s).
     assert _connect(network.gateway, router, staying, timeout=2) == "connected"
-
-
-def test_ensure_bridge_pins_the_mac_of_a_bridge_made_before(sandbox: Sandbox) -> None:
-    network = sandbox.network
-    subprocess.run(["ip", "link", "add", network.bridge, "type", "bridge"],
-                   check=True, timeout=30)  # fmt: skip
-    assert Path(f"/sys/class/net/{network.bridge}/addr_assign_type").read_text() != "3\n"
-    mac = _mac(network.bridge)
-    network.ensure_bridge()
-    assert Path(f"/sys/class/net/{network.bridge}/addr_assign_type").read_text() == "3\n"
-    assert _mac(network.bridge) == mac
