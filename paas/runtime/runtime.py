@@ -150,6 +150,7 @@ class Runtime:
         self._runc("delete", "--force", container_id)  # kills it first if still running
         if not _wait_until(lambda: self._shim_pid(container_id) is None, 5.0):
             raise PlatformError(f"The supervisor of container {container_id} did not exit.")
+        self._end_scope(container_id)
         bundle.unmount(directory / "rootfs")
         meta = self._read_json(directory / "meta.json") or {}
         if meta.get("work"):
@@ -260,10 +261,10 @@ class Runtime:
         it, or raise ``PlatformError`` with runc's message."""
         counter = cgroups.oom_counter(bundle.cgroups_path(self.cgroup_parent, container_id))
         read_end, write_end = os.pipe()
-        scope = () if self.systemd_slice is None else (
+        unit = self._scope(container_id)
+        scope = () if unit is None else (
             "systemd-run", "--scope", "--quiet", "--collect", f"--slice={self.systemd_slice}",
-            f"--unit={self.systemd_slice.removesuffix('.slice')}-{container_id}",
-            f"--description=paas: supervisor of container {container_id}", "--",
+            f"--unit={unit}", f"--description=paas: supervisor of container {container_id}", "--",
         )  # fmt: skip
         argv = [
             *scope,
@@ -296,6 +297,21 @@ class Runtime:
             return int(rest.split()[0])
         reason = rest.strip() if word == "failed" else "its supervisor exited without a word"
         raise PlatformError(f"runc could not start container {container_id}: {reason}")
+
+    def _scope(self, container_id: str) -> str | None:
+        """The systemd scope of the container's shim, if shims get scopes."""
+        if self.systemd_slice is None:
+            return None
+        return f"{self.systemd_slice.removesuffix('.slice')}-{container_id}.scope"
+
+    def _end_scope(self, container_id: str) -> None:
+        """Stop the shim's scope, empty by now. systemd sees a scope go empty by itself only
+        where it tracks processes with cgroup v2; with v1 (systemd in a container on a v1 or
+        hybrid host) the scope would stay, empty, for ever."""
+        unit = self._scope(container_id)
+        if unit is not None:  # not loaded (already collected): systemctl says so, harmlessly
+            subprocess.run(["systemctl", "stop", unit], capture_output=True,
+                           timeout=RUNC_TIMEOUT, check=False)  # fmt: skip
 
     def _info(self, container_id: str, state: dict[str, Any] | None) -> ContainerInfo:
         directory = self.containers_dir / container_id

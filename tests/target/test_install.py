@@ -191,6 +191,24 @@ def test_restarting_the_units_leaves_the_app_serving(target: Target) -> None:
     assert "left-over process" not in journal, journal[-4000:]
 
 
+def test_a_replica_scaled_away_leaves_no_scope(target: Target) -> None:
+    def scopes() -> list[str]:
+        listed = target.ssh("systemctl list-units --all --plain --no-legend 'paas-*.scope'")
+        return sorted(line.split()[0] for line in listed.splitlines() if line.strip())
+
+    before = scopes()
+    assert len(before) == len(_container_pids(target)) > 0, before
+    target.platform_ssh(f"ps:scale {APP} web=2", SSH_PORT)
+    deadline = time.monotonic() + 60
+    while len(scopes()) != len(before) + 1:
+        assert time.monotonic() < deadline, scopes()
+        time.sleep(1)
+    target.platform_ssh(f"ps:scale {APP} web=1", SSH_PORT)
+    while scopes() != before:  # the new replica drains, stops, and its scope goes
+        assert time.monotonic() < deadline + 60, scopes()
+        time.sleep(1)
+
+
 @pytest.fixture
 def new_version(tmp_path: Path) -> tuple[Path, str]:
     """A clone of this checkout with one more commit: a new platform version."""
