@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,11 @@ class Target:
         )
         return path
 
-    def playbook(self, extra_vars: dict[str, Any], timeout: float = 900) -> PlaybookRun:
-        return self._ansible(["ansible-playbook", str(PLAYBOOK)], extra_vars, timeout)
+    def playbook(
+        self, extra_vars: dict[str, Any], timeout: float = 900, more: Sequence[str] = ()
+    ) -> PlaybookRun:
+        """``more``: further arguments of ansible-playbook (vars files, a vault password)."""
+        return self._ansible(["ansible-playbook", str(PLAYBOOK), *more], extra_vars, timeout)
 
     def module(self, module: str, args: str, timeout: float = 300) -> PlaybookRun:
         """One ad-hoc ansible module on the target (``ansible.builtin.reboot``...)."""

@@ -1,6 +1,7 @@
 """The ansible installer against a real systemd host (a booted Debian bookworm under
 systemd-nspawn): install, idempotence, healthy units, git push deploys, the privilege split,
-unit restarts and upgrades that leave apps serving, and a reboot.
+unit restarts and upgrades that leave apps serving, a reboot, and at last a move to an
+external Redis with an admin password from ansible-vault.
 
 The tests share one target and run in order (installing builds the default stack inside
 the target, a few minutes): each later test starts from what the earlier ones left.
@@ -9,6 +10,7 @@ the target, a few minutes): each later test starts from what the earlier ones le
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 import threading
 import time
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from paas.procfile import parse_procfile
-from tests.target.target import PROJECT, PlaybookRun, Target
+from tests.target.target import PROJECT, VENV_BIN, PlaybookRun, Target
 
 pytestmark = pytest.mark.target
 
@@ -249,3 +251,43 @@ def test_after_a_reboot_every_unit_comes_back_and_the_app_serves(target: Target)
     assert_healthy(target, _units())
     assert target.ssh("sysctl -n net.ipv4.tcp_tw_reuse").strip() == "1"
     target.wait_http(APP_HOST, "/greeting.txt", GREETING, timeout=180)
+
+
+EXTERNAL_REDIS_PORT = 6390
+
+
+def test_an_install_on_an_external_redis_with_a_vaulted_password(
+    target: Target, app_repo: Path, tmp_path: Path
+) -> None:
+    """Last, as it moves the platform to a new, empty Redis: the playbook pointed at a Redis
+    it does not run, and given the admin password as an ansible-vault secret."""
+    target.ssh(
+        "systemd-run --unit=external-redis --property=Restart=always /usr/bin/redis-server "
+        f"--port {EXTERNAL_REDIS_PORT} --bind 127.0.0.1 --save '' --appendonly no"
+    )
+    password = f"vaulted-{secrets.token_hex(8)}"
+    vault_password = tmp_path / "vault-password"
+    vault_password.write_text(secrets.token_hex(16))
+    encrypted = subprocess.run(
+        [str(VENV_BIN / "ansible-vault"), "encrypt_string", "--vault-password-file",
+         str(vault_password), "--name", "paas_admin_password", password],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    vaulted = tmp_path / "vaulted.yml"
+    vaulted.write_text(encrypted)
+    redis_url = f"redis://127.0.0.1:{EXTERNAL_REDIS_PORT}/0"
+    run = target.playbook(
+        _vars(target, paas_redis_url=redis_url),
+        more=["-e", f"@{vaulted}", "--vault-password-file", str(vault_password)],
+    ).check()
+    assert password not in run.output
+    assert "LoadState=not-found" in target.ssh("systemctl show -p LoadState paas-redis")
+    assert_healthy(target, [unit for unit in _units() if unit != "paas-redis"])
+    status, page = target.sign_in(password, API_PORT)
+    assert status == 200 and 'action="/signin"' not in page, page[:2000]
+    output = target.git_push(app_repo, "again", SSH_PORT)
+    assert "Released v1" in output, output
+    status, body = target.http_get("again.paas.test", "/greeting.txt")
+    assert (status, body.strip()) == (200, GREETING)
+    keys = target.ssh(f"redis-cli -p {EXTERNAL_REDIS_PORT} --scan --pattern '*again*'")
+    assert keys.split(), "the platform's state is not in the external Redis"
