@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from redis import RedisError
+
 from paas.errors import InvalidInput, PaasError, PlatformError
 from paas.gitserver.sshd import ensure_host_keys, render_sshd_config
 from paas.procfile import parse_procfile
@@ -244,6 +246,21 @@ def ensure_stack(settings: Settings, out: Callable[[str], None] = print) -> None
     worker.stacks.ensure(settings.stack, out)
 
 
+def fail_interrupted_builds(settings: Settings, out: Callable[[str], None] = print) -> None:
+    """Before the worker takes a task: fail the builds that a stopped worker left running
+    (``Deploys.fail_interrupted_builds``). The worker starts whatever happens here."""
+    from paas.wiring import services
+
+    try:
+        wait_for_redis(settings, None, timeout=10.0)
+        failed = services(settings).fail_interrupted_builds()
+    except (PaasError, RedisError) as exc:
+        out(f"paas-platform: could not look for interrupted builds: {exc}")
+        return
+    for build_id in failed:
+        out(f"paas-platform: build {build_id} was cut short by a stop of the worker: failed it")
+
+
 def initialize(settings: Settings, out: Callable[[str], None] = print) -> None:
     """What needs Redis up: the API tokens, the dashboard's admin account and the default
     stack. Idempotent; prints only what it creates."""
@@ -314,13 +331,16 @@ class ProcessGroup:
                 proc.wait(timeout=5)
 
 
-def wait_for_redis(settings: Settings, group: ProcessGroup, timeout: float = 20.0) -> None:
+def wait_for_redis(
+    settings: Settings, group: ProcessGroup | None, timeout: float = 20.0
+) -> None:
+    """Until Redis answers; ``group``: stop waiting as soon as one of its processes exits."""
     from paas.wiring import redis_client
 
     client = redis_client(settings)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if group.exited():
+        if group is not None and group.exited():
             break
         try:
             if client.ping():
@@ -349,6 +369,7 @@ def run(settings: Settings) -> int:
             group.start("redis", process_argv(settings, "redis"), env, None)
         wait_for_redis(settings, group)
         initialize(settings)
+        fail_interrupted_builds(settings)  # before the worker starts
         for name in processes:
             if name != "redis":
                 process = _subcommand(processes[name])
@@ -469,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_agent(settings)
         if args.command == "admin:password":
             return reset_admin_password(settings)
+        if args.command == "worker":
+            fail_interrupted_builds(settings)
         argv_ = process_argv(settings, args.command)
         user = process_user(settings, args.command)
         if user is not None:

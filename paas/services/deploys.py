@@ -13,6 +13,11 @@ from paas.state.store import Build
 
 log = logging.getLogger(__name__)
 
+INTERRUPTED = (
+    "The platform's worker stopped while this build ran, and nothing was released. "
+    "Push again."
+)
+
 
 class Deploys(Apps):
     # --- pushes and deploys ---------------------------------------------------------------------
@@ -23,6 +28,20 @@ class Deploys(Apps):
         self.logs.append(build.id, f"Build {build.id} queued for {rev[:7]}")
         self.queue.enqueue_deploy(build.id)
         return build
+
+    def fail_interrupted_builds(self) -> list[str]:
+        """Fail the builds that a stopped worker left running: their pushes end with a word
+        now rather than after the log's idle timeout, and a late redelivery of their task
+        does nothing (``deploy`` skips a failed build). Called as the worker starts, before
+        it takes a task (a platform runs one worker); returns the builds failed."""
+        failed = []
+        for app in self.store.app_names():
+            for build in self.store.builds(app):
+                if build.status == "running":
+                    self.store.save_build(replace(build, status="failed", message=INTERRUPTED))
+                    self.logs.finish(build.id, False, INTERRUPTED)
+                    failed.append(build.id)
+        return failed
 
     def deploy(self, build_id: str) -> None:
         """Build the pushed revision, release it and wait until it serves (worker side)."""

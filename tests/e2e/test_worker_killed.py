@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from pyroute2 import IPRoute
 from paas.runtime import cgroups
 from paas.settings import Settings
 from tests.e2e.platform_fixture import Platform, runc_list
-from tests.e2e.test_push_deploy import _netns_of, commit, git, http_remote, make_app
+from tests.e2e.test_push_deploy import _netns_of, api, commit, git, http_remote, make_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -146,3 +147,40 @@ def _replicas_on_disk(settings: Settings) -> list[dict[str, str]]:
         if labels.get("app") == APP:
             out.append({"id": meta["id"], "dyno": f"{labels['process_type']}.{labels['index']}"})
     return out
+
+
+def test_a_build_cut_short_by_a_killed_worker_fails_with_a_message(
+    platform: Platform, tmp_path: Path
+) -> None:
+    app = "cutshort"
+    repo = make_app(tmp_path / app, "unused")
+    (repo / "Procfile").write_text(
+        "web: gunicorn app:app --bind 0.0.0.0:$PORT\nrelease: sleep 20\n"
+    )
+    commit(repo, "a release phase that takes a while")
+    push = subprocess.Popen(
+        ["git", "-C", str(repo), "push", http_remote(platform, app), "master"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while "running `sleep 20`" not in platform.cli("logs", app).stdout:
+            assert time.monotonic() < deadline, "the release phase never started"
+            time.sleep(0.2)
+        (build,) = api(platform, "GET", f"/apps/{app}/builds")[1]["builds"]
+        assert build["status"] == "running", build
+        for pid in _worker_pids(platform):
+            os.kill(pid, signal.SIGKILL)
+        assert platform.proc is not None
+        assert platform.proc.wait(timeout=60) == 1
+        platform.start()
+        (build,) = api(platform, "GET", f"/apps/{app}/builds")[1]["builds"]
+        assert build["status"] == "failed", build
+        assert "worker stopped while this build ran" in build["message"], build
+        output = platform.cli("builds:output", app, build["id"])
+        assert "Push again." in output.stdout, output
+        assert api(platform, "GET", f"/apps/{app}")[1]["release"] is None
+    finally:
+        push.kill()
+        push.wait(timeout=30)
+        platform.cli("apps:destroy", app, "--force")
