@@ -295,8 +295,13 @@ class Runtime:
         word, _, rest = report.partition(" ")
         if word == "started":
             return int(rest.split()[0])
-        reason = rest.strip() if word == "failed" else "its supervisor exited without a word"
-        raise PlatformError(f"runc could not start container {container_id}: {reason}")
+        if word == "failed":
+            raise PlatformError(f"runc could not start container {container_id}: {rest.strip()}")
+        said = _last_lines(directory / shim.SHIM_LOG_FILE)  # systemd-run's error, say
+        raise PlatformError(
+            f"The supervisor of container {container_id} exited without starting it"
+            + (f": {said}" if said else ".")
+        )
 
     def _scope(self, container_id: str) -> str | None:
         """The systemd scope of the container's shim, if shims get scopes."""
@@ -407,6 +412,15 @@ def systemd_runs_host() -> bool:
     """Whether systemd is the host's init (sd_booted(3)'s test) and ``systemd-run`` is there
     to make scopes."""
     return Path("/run/systemd/system").is_dir() and shutil.which("systemd-run") is not None
+
+
+def _last_lines(path: Path, count: int = 3) -> str:
+    """The last lines of a file, on one line ("" if there are none)."""
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " ".join(lines[-count:])
 
 
 def _read_to_eof(fd: int, deadline: float) -> str:

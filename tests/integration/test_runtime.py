@@ -15,7 +15,7 @@ import pytest
 
 from paas.errors import Conflict, PlatformError
 from paas.model import APP_USER
-from paas.runtime.runtime import RunTimedOut
+from paas.runtime.runtime import Runtime, RunTimedOut, systemd_runs_host
 from paas.runtime.spec import Mount
 from tests.integration.fixtures_runtime import Sandbox
 
@@ -91,6 +91,17 @@ def test_start_failure_carries_runc_message_and_cleans_up(sandbox: Sandbox) -> N
     with pytest.raises(PlatformError, match="no such file or directory"):
         sandbox.runtime.start(missing)
     assert sandbox.runtime.get("badmount") is None
+
+
+def test_a_supervisor_that_cannot_start_says_why_and_cleans_up(sandbox: Sandbox) -> None:
+    if systemd_runs_host():
+        pytest.skip("systemd runs this host: its scopes would be made")
+    rt = sandbox.runtime
+    scoped = Runtime(rt.runc_root, rt.containers_dir, rt.cgroup_parent,
+                     systemd_slice="paas-test.slice")  # fmt: skip
+    with pytest.raises(PlatformError, match=r"exited without starting it: .*systemd"):
+        scoped.start(sandbox.spec("noscope", ("true",)))
+    assert rt.get("noscope") is None
 
 
 def test_duplicate_id_conflicts(sandbox: Sandbox) -> None:
