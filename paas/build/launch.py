@@ -44,7 +44,7 @@ def launch_command(command: str) -> tuple[str, ...]:
     return ("/bin/sh", "-c", _PROFILES + run, "paas-launch", command)
 
 
-def process_user(image_user: tuple[int, int] | None) -> tuple[int, int]:
+def app_process_user(image_user: tuple[int, int] | None) -> tuple[int, int]:
     """The uid and gid an image's processes run as: the image's own user, unless that is
     root or unset (a Dockerfile without ``USER``); then the platform's app user, as Heroku
     runs no image as root."""
@@ -94,7 +94,7 @@ def release_spec(
         cwd=image.workdir,
         labels={**labels, "port": str(port)},
         hosts=f"127.0.0.1\tlocalhost\n{attachment.address}\t{hostname}\n",
-        user=process_user(image.user),
+        user=app_process_user(image.user),
         confined=True,
         mounts=tuple(Mount(Path(m.host), m.container, read_only=False) for m in storage),
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from paas.appjson import parse_app_json
 from paas.build.buildpack import BuildpackBuilder, chosen_buildpack
 from paas.build.docker_builder import DOCKERFILE, DockerfileBuilder
-from paas.build.launch import process_user
+from paas.build.launch import app_process_user
 from paas.build.options import build_options, checked_stack
 from paas.errors import BuildFailed, InvalidInput, NotFound, PaasError
 from paas.images.layers import LayerStore
@@ -128,8 +128,8 @@ class WorkerParts:
                 app, source, config, out, limits=options.limits, timeout=options.timeout
             )
             argv = built.process_argv
-            if process_user(built.user_ids) != built.user_ids:
-                uid, gid = process_user(built.user_ids)
+            uid, gid = app_process_user(built.user_ids)
+            if (uid, gid) != built.user_ids:
                 out(f"-----> No USER but root: processes will run as uid {uid}, gid {gid} (no "
                     "app runs as root here); chown in a RUN step what they must write")
             return Image(

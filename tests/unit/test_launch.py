@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from paas.build.launch import launch_command, process_user
+from paas.build.launch import app_process_user, launch_command
 from paas.model import APP_USER
 
 
@@ -46,7 +46,7 @@ def test_which_commands_are_execed(command: str, execs: bool) -> None:
 
 
 def test_no_image_runs_as_root() -> None:
-    assert process_user((1234, 1234)) == (1234, 1234)
-    assert process_user((1234, 0)) == (1234, 0)
-    assert process_user((0, 0)) == APP_USER  # USER root
-    assert process_user(None) == APP_USER  # no USER at all
+    assert app_process_user((1234, 1234)) == (1234, 1234)
+    assert app_process_user((1234, 0)) == (1234, 0)
+    assert app_process_user((0, 0)) == APP_USER  # USER root
+    assert app_process_user(None) == APP_USER  # no USER at all
